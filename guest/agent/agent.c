@@ -1,0 +1,712 @@
+/* nano guest agent: PID 1 of the microVM. It mounts the container's rootfs (virtio-fs, tag "rootfs"), runs the
+ * container's process and exec'd processes in the container's namespaces, and relays their stdio, exit status,
+ * signals, stats and process lists to the host over one virtio-serial port (protocol.h).
+ * Static C so the initramfs stays a few hundred KiB and boot-to-ready costs no interpreter start-up. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+#define MAXPROC 64
+#define MAXKV 512
+
+struct kv { int n; char *k[MAXKV]; char *v[MAXKV]; };
+
+struct proc {
+    int used;
+    uint32_t id;
+    pid_t pid;
+    int in, out, err;     /* host-side ends: we write in, read out/err (out is the pty master with a tty) */
+    int ctl;              /* socketpair to the child until it execs */
+    int tty;
+};
+
+static struct proc procs[MAXPROC];
+static int port = -1;
+static pid_t main_pid = 0;
+static const char *ROOT = "/c";
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nv-agent: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, ": %s\n", strerror(errno));
+    va_end(ap);
+    reboot(RB_AUTOBOOT); /* QEMU runs with -no-reboot: the VM exits and the host reports it */
+    _exit(1);
+}
+
+static void write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) { struct pollfd q = {fd, POLLOUT, 0}; poll(&q, 1, -1); continue; }
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void send_frame(uint8_t type, uint32_t id, const void *data, uint32_t len) {
+    struct nv_hdr h = {type, {0, 0, 0}, id, len};
+    struct iovec iov[2] = {{&h, sizeof h}, {(void *)data, len}};
+    /* one writev so frames from one writer never interleave */
+    size_t total = sizeof h + len;
+    ssize_t w = writev(port, iov, len ? 2 : 1);
+    if (w < 0 && errno != EAGAIN) die("write port");
+    if (w < 0) w = 0;
+    if ((size_t)w < total) {
+        char *buf = malloc(total);
+        memcpy(buf, &h, sizeof h);
+        if (len) memcpy(buf + sizeof h, data, len);
+        write_all(port, buf + w, total - (size_t)w);
+        free(buf);
+    }
+}
+
+static void send_str(uint8_t type, uint32_t id, const char *s) { send_frame(type, id, s, (uint32_t)strlen(s)); }
+
+static int parse_kv(char *buf, uint32_t len, struct kv *kv) {
+    kv->n = 0;
+    char *p = buf, *end = buf + len;
+    while (p < end && kv->n < MAXKV) {
+        char *k = p;
+        p += strnlen(p, (size_t)(end - p)) + 1;
+        if (p > end) return -1;
+        char *v = p;
+        p += strnlen(p, (size_t)(end - p)) + 1;
+        if (p > end) return -1;
+        kv->k[kv->n] = k;
+        kv->v[kv->n] = v;
+        kv->n++;
+    }
+    return 0;
+}
+
+static const char *kv_get(struct kv *kv, const char *key) {
+    for (int i = 0; i < kv->n; i++)
+        if (!strcmp(kv->k[i], key)) return kv->v[i];
+    return NULL;
+}
+
+static char **kv_all(struct kv *kv, const char *key) {
+    char **out = calloc((size_t)kv->n + 1, sizeof(char *));
+    int j = 0;
+    for (int i = 0; i < kv->n; i++)
+        if (!strcmp(kv->k[i], key)) out[j++] = kv->v[i];
+    return out;
+}
+
+static struct proc *proc_by_id(uint32_t id) {
+    for (int i = 0; i < MAXPROC; i++)
+        if (procs[i].used && procs[i].id == id) return &procs[i];
+    return NULL;
+}
+
+static struct proc *proc_new(uint32_t id) {
+    for (int i = 0; i < MAXPROC; i++)
+        if (!procs[i].used) {
+            memset(&procs[i], 0, sizeof procs[i]);
+            procs[i].used = 1;
+            procs[i].id = id;
+            procs[i].in = procs[i].out = procs[i].err = procs[i].ctl = -1;
+            return &procs[i];
+        }
+    return NULL;
+}
+
+static void closefd(int *fd) { if (*fd >= 0) close(*fd); *fd = -1; }
+
+/* ---- child side: runs in the container, reports errors over ctl before exec ---- */
+
+static void child_fail(int ctl, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg - 64, fmt, ap);
+    va_end(ap);
+    if (errno) snprintf(msg + n, sizeof msg - (size_t)n, ": %s", strerror(errno));
+    write_all(ctl, msg, strlen(msg));
+    _exit(127);
+}
+
+static void mkdirs(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
+    mkdir(tmp, 0755);
+}
+
+/* A mount entry: src \x1f dest \x1f fstype \x1f flags \x1f data (flags already MS_* numbers, from the host). */
+static void do_mount(int ctl, char *spec) {
+    char *f[5] = {0};
+    int i = 0;
+    for (char *s = spec; i < 5; i++) {
+        f[i] = s;
+        char *sep = strchr(s, '\x1f');
+        if (!sep) { i++; break; }
+        *sep = 0;
+        s = sep + 1;
+    }
+    if (i < 5 || !f[1]) child_fail(ctl, "bad mount spec");
+    char dest[4096];
+    snprintf(dest, sizeof dest, "%s%s", ROOT, f[1]);
+    unsigned long flags = strtoul(f[3], NULL, 0);
+    struct stat st;
+    if (stat(dest, &st) < 0) mkdirs(dest);
+    unsigned long first = flags & ~(unsigned long)MS_RDONLY;
+    if (!strcmp(f[2], "cgroup") || !strcmp(f[2], "cgroup2")) {
+        if (mount("cgroup2", dest, "cgroup2", first & ~(unsigned long)MS_BIND, NULL) < 0 && errno != EBUSY)
+            child_fail(ctl, "mount cgroup2 %s", f[1]);
+    } else if (mount(f[0], dest, f[2], first, f[4][0] ? f[4] : NULL) < 0) {
+        child_fail(ctl, "mount %s on %s (%s)", f[0], f[1], f[2]);
+    }
+    if (flags & MS_RDONLY)
+        mount(NULL, dest, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | (first & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), NULL);
+}
+
+static void mask_path(const char *p) {
+    char dest[4096];
+    struct stat st;
+    snprintf(dest, sizeof dest, "%s%s", ROOT, p);
+    if (stat(dest, &st) < 0) return;
+    if (S_ISDIR(st.st_mode)) mount("tmpfs", dest, "tmpfs", MS_RDONLY, "size=0");
+    else mount("/dev/null", dest, NULL, MS_BIND, NULL);
+}
+
+static void readonly_path(const char *p) {
+    char dest[4096];
+    snprintf(dest, sizeof dest, "%s%s", ROOT, p);
+    if (mount(dest, dest, NULL, MS_BIND | MS_REC, NULL) == 0)
+        mount(NULL, dest, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+}
+
+static void send_fd(int sock, int fd) {
+    char c = 'T';
+    struct iovec iov = {&c, 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    sendmsg(sock, &m, 0);
+}
+
+static int recv_fd(int sock) {
+    char c;
+    struct iovec iov = {&c, 1};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+    if (recvmsg(sock, &m, 0) <= 0) return -1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    if (!cm || cm->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    return fd;
+}
+
+/* Find argv[0] along PATH inside the (already chrooted) container. */
+static const char *resolve(const char *arg0, char **envp, char *buf, size_t n) {
+    if (strchr(arg0, '/')) return access(arg0, F_OK) == 0 ? arg0 : NULL;
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (char **e = envp; *e; e++)
+        if (!strncmp(*e, "PATH=", 5)) path = *e + 5;
+    const char *p = path;
+    while (*p) {
+        const char *c = strchr(p, ':');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        snprintf(buf, n, "%.*s/%s", (int)l, p, arg0);
+        struct stat st;
+        if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) return buf;
+        p += l + (c ? 1 : 0);
+    }
+    return NULL;
+}
+
+/* Common tail for the main process and exec'd ones: tty/stdio, identity, cwd, then wait for "go" and exec. */
+static void child_exec(int ctl, struct kv *kv, int stdio[3], int wait_go) {
+    int tty = kv_get(kv, "tty") != NULL;
+    if (tty) {
+        int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (m < 0) m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (m < 0) child_fail(ctl, "open ptmx");
+        int unlock = 0;
+        ioctl(m, TIOCSPTLCK, &unlock);
+        int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+        if (s < 0) child_fail(ctl, "open pty peer");
+        const char *ws = kv_get(kv, "winsize");
+        if (ws) {
+            struct winsize w = {0};
+            sscanf(ws, "%hu %hu", &w.ws_row, &w.ws_col);
+            ioctl(m, TIOCSWINSZ, &w);
+        }
+        setsid();
+        ioctl(s, TIOCSCTTY, 0);
+        dup2(s, 0);
+        dup2(s, 1);
+        dup2(s, 2);
+        if (s > 2) close(s);
+        send_fd(ctl, m);
+        close(m);
+    } else {
+        setsid();
+        for (int i = 0; i < 3; i++) dup2(stdio[i], i);
+    }
+    const char *gid = kv_get(kv, "gid"), *uid = kv_get(kv, "uid"), *groups = kv_get(kv, "groups");
+    gid_t gl[64];
+    int ng = 0;
+    if (groups)
+        for (char *s = (char *)groups; *s && ng < 64;) { gl[ng++] = (gid_t)strtoul(s, &s, 10); if (*s == ',') s++; }
+    if (setgroups((size_t)ng, gl) < 0) child_fail(ctl, "setgroups");
+    if (gid && setgid((gid_t)atoi(gid)) < 0) child_fail(ctl, "setgid");
+    if (uid && setuid((uid_t)atoi(uid)) < 0) child_fail(ctl, "setuid");
+    const char *cwd = kv_get(kv, "cwd");
+    if (cwd && chdir(cwd) < 0) {
+        if (uid && atoi(uid) != 0) child_fail(ctl, "chdir to cwd (\"%s\") set in config.json failed", cwd);
+        mkdirs(cwd);
+        if (chdir(cwd) < 0) child_fail(ctl, "chdir to cwd (\"%s\") set in config.json failed", cwd);
+    }
+    char **argv = kv_all(kv, "arg"), **envp = kv_all(kv, "env");
+    if (!argv[0]) { errno = 0; child_fail(ctl, "args must not be empty"); }
+    char pbuf[4096];
+    const char *exe = resolve(argv[0], envp, pbuf, sizeof pbuf);
+    if (!exe) {
+        errno = 0;
+        if (strchr(argv[0], '/'))
+            child_fail(ctl, "exec: \"%s\": stat %s: no such file or directory", argv[0], argv[0]);
+        child_fail(ctl, "exec: \"%s\": executable file not found in $PATH", argv[0]);
+    }
+    const char *umask_s = kv_get(kv, "umask");
+    umask(umask_s ? (mode_t)strtoul(umask_s, NULL, 8) : 022);
+    write_all(ctl, "", 1); /* ready */
+    if (wait_go) {
+        char c;
+        if (read(ctl, &c, 1) != 1) _exit(127);
+    }
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    execve(exe, argv, envp);
+    /* runc reports a late exec failure through the same channel; the process exits 126/127 */
+    int e = errno;
+    dprintf(2, "exec %s: %s\n", exe, strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+}
+
+/* The default devices runc creates in the container's /dev (a tmpfs from the spec). */
+static void make_devices(void) {
+    static const struct { const char *name; unsigned maj, min; } devs[] = {
+        {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+    static const char *links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
+                                     {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+                                     {"core", "/proc/kcore"}};
+    char path[4096];
+    for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
+        snprintf(path, sizeof path, "%s/dev/%s", ROOT, devs[i].name);
+        if (mknod(path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) == 0) chmod(path, 0666);
+    }
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        snprintf(path, sizeof path, "%s/dev/%s", ROOT, links[i][0]);
+        symlink(links[i][1], path);
+    }
+}
+
+static void main_child(int ctl, struct kv *kv, int stdio[3]) {
+    const char *hostname = kv_get(kv, "hostname");
+    if (hostname) sethostname(hostname, strlen(hostname));
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_fail(ctl, "make / private");
+    mkdir(ROOT, 0755);
+    if (mount("rootfs", ROOT, "virtiofs", 0, NULL) < 0) child_fail(ctl, "mount rootfs (virtiofs)");
+    char **mounts = kv_all(kv, "mount");
+    for (char **m = mounts; *m; m++) do_mount(ctl, *m);
+    make_devices();
+    char ptmx[4096];
+    snprintf(ptmx, sizeof ptmx, "%s/dev/ptmx", ROOT);
+    struct stat st;
+    if (lstat(ptmx, &st) < 0 || !S_ISLNK(st.st_mode)) {
+        char pts[4096];
+        snprintf(pts, sizeof pts, "%s/dev/pts/ptmx", ROOT);
+        if (stat(pts, &st) == 0) { unlink(ptmx); symlink("pts/ptmx", ptmx); }
+    }
+    char **masked = kv_all(kv, "masked"), **ro = kv_all(kv, "readonly");
+    for (char **p = masked; *p; p++) mask_path(*p);
+    for (char **p = ro; *p; p++) readonly_path(*p);
+    char **sysctls = kv_all(kv, "sysctl");
+    for (char **s = sysctls; *s; s++) {
+        char *eq = strchr(*s, '=');
+        if (!eq) continue;
+        *eq = 0;
+        char path[512];
+        snprintf(path, sizeof path, "/proc/sys/%s", *s);
+        for (char *c = path + 10; *c; c++) if (*c == '.') *c = '/';
+        int fd = open(path, O_WRONLY);
+        if (fd >= 0) { write_all(fd, eq + 1, strlen(eq + 1)); close(fd); }
+    }
+    if (chdir(ROOT) < 0) child_fail(ctl, "chdir rootfs");
+    if (kv_get(kv, "root.ro"))
+        mount(NULL, ".", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) child_fail(ctl, "move rootfs");
+    if (chroot(".") < 0) child_fail(ctl, "chroot");
+    chdir("/");
+    child_exec(ctl, kv, stdio, 1);
+}
+
+static void exec_child(int ctl, struct kv *kv, int stdio[3]) {
+    static const char *ns[] = {"ipc", "uts", "mnt"};
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/root", main_pid);
+    int rootfd = open(path, O_RDONLY | O_DIRECTORY);
+    if (rootfd < 0) child_fail(ctl, "container is not running");
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", main_pid, ns[i]);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0 || setns(fd, 0) < 0) child_fail(ctl, "setns %s", ns[i]);
+        close(fd);
+    }
+    if (fchdir(rootfd) < 0 || chroot(".") < 0) child_fail(ctl, "enter container root");
+    chdir("/");
+    child_exec(ctl, kv, stdio, 0);
+}
+
+/* ---- agent side ---- */
+
+static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
+    struct kv kv;
+    if (parse_kv(payload, len, &kv) < 0) { send_str(NV_CREATED, id, "bad process spec"); return; }
+    struct proc *p = proc_new(id);
+    if (!p) { send_str(NV_CREATED, id, "too many processes"); return; }
+    int sp[2], in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp);
+    p->tty = kv_get(&kv, "tty") != NULL;
+    if (!p->tty) {
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+            send_str(NV_CREATED, id, "pipe failed");
+            p->used = 0;
+            return;
+        }
+    }
+    pid_t pid;
+    if (is_main)
+        pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0);
+    else
+        pid = fork();
+    if (pid < 0) {
+        send_str(NV_CREATED, id, is_main ? "clone failed" : "container is not running");
+        p->used = 0;
+        return;
+    }
+    if (pid == 0) {
+        close(sp[0]);
+        close(port);
+        int stdio[3] = {in[0], out[1], err[1]};
+        signal(SIGPIPE, SIG_DFL);
+        if (is_main) main_child(sp[1], &kv, stdio);
+        else exec_child(sp[1], &kv, stdio);
+        _exit(127);
+    }
+    close(sp[1]);
+    if (!p->tty) {
+        close(in[0]); close(out[1]); close(err[1]);
+        p->in = in[1]; p->out = out[0]; p->err = err[0];
+        fcntl(p->out, F_SETFL, O_NONBLOCK);
+        fcntl(p->err, F_SETFL, O_NONBLOCK);
+    }
+    p->pid = pid;
+    p->ctl = sp[0];
+    if (p->tty) {
+        int m = recv_fd(p->ctl);
+        if (m >= 0) { p->out = m; p->in = dup(m); fcntl(m, F_SETFL, O_NONBLOCK); }
+    }
+    /* the child writes "" (ready) or an error message; EOF means it exec'd or died */
+    char msg[600];
+    ssize_t n = read(p->ctl, msg, sizeof msg - 1);
+    if (n > 0 && msg[0] != 0) {
+        msg[n] = 0;
+        send_str(NV_CREATED, id, msg);
+        /* leave the process record: its exit is reaped and reported as usual */
+        closefd(&p->ctl);
+        return;
+    }
+    if (n <= 0) { send_str(NV_CREATED, id, "container process died during setup"); return; }
+    if (is_main) {
+        main_pid = pid;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
+        int fd = open(path, O_RDONLY);
+        if (fd >= 0) { setns(fd, CLONE_NEWPID); close(fd); }
+    } else {
+        closefd(&p->ctl);
+    }
+    send_str(NV_CREATED, id, "");
+}
+
+static void drain(int *fd, uint8_t type, uint32_t id) {
+    char buf[65536];
+    while (*fd >= 0) {
+        ssize_t n = read(*fd, buf, sizeof buf);
+        if (n > 0) { send_frame(type, id, buf, (uint32_t)n); continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        closefd(fd); /* EOF or EIO (pty hung up) */
+        send_frame(type, id, NULL, 0);
+    }
+}
+
+static void reap(void) {
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (int i = 0; i < MAXPROC; i++) {
+            struct proc *p = &procs[i];
+            if (!p->used || p->pid != pid) continue;
+            drain(&p->out, NV_STDOUT, p->id);
+            if (p->err >= 0) drain(&p->err, NV_STDERR, p->id);
+            closefd(&p->out); closefd(&p->err); closefd(&p->in); closefd(&p->ctl);
+            char s[32];
+            snprintf(s, sizeof s, "%d", st);
+            send_str(NV_EXIT, p->id, s);
+            p->used = 0;
+            if (pid == main_pid) main_pid = 0;
+        }
+    }
+}
+
+static void do_kill(uint32_t id, char *payload) {
+    int sig = 15, all = 0;
+    sscanf(payload, "%d %d", &sig, &all);
+    if (all) { kill(-1, sig); return; }
+    struct proc *p = proc_by_id(id);
+    if (p) kill(p->pid, sig);
+}
+
+static long read_long(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl)) { v = atol(line + kl); break; }
+    fclose(f);
+    return v;
+}
+
+/* Container pid as the container sees it (last NSpid field), or 0 for the agent's own helpers. */
+static long ns_pid(const char *pid) {
+    char path[300], line[256];
+    snprintf(path, sizeof path, "/proc/%s/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    long v = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "NSpid:", 6)) {
+            char *tok = strtok(line + 6, " \t\n"), *last = NULL;
+            int count = 0;
+            for (; tok; tok = strtok(NULL, " \t\n")) { last = tok; count++; }
+            v = count >= 2 && last ? atol(last) : 0;
+        }
+    fclose(f);
+    return v;
+}
+
+static void do_stats(uint32_t id, int ps) {
+    char out[8192];
+    int n = 0;
+    int pids = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        long np = ns_pid(e->d_name);
+        if (!np) continue;
+        pids++;
+        if (ps && n < (int)sizeof out - 32) n += snprintf(out + n, sizeof out - (size_t)n, "%ld ", np);
+    }
+    if (d) closedir(d);
+    if (!ps) {
+        unsigned long long u = 0, ni = 0, sy = 0, idle = 0, io = 0, irq = 0, sirq = 0;
+        FILE *f = fopen("/proc/stat", "r");
+        if (f) { if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &u, &ni, &sy, &idle, &io, &irq, &sirq) != 7) u = 0; fclose(f); }
+        long tck = sysconf(_SC_CLK_TCK);
+        unsigned long long ns = (u + ni + sy + irq + sirq) * (1000000000ULL / (unsigned long long)tck);
+        long total = read_long("/proc/meminfo", "MemTotal:"), avail = read_long("/proc/meminfo", "MemAvailable:");
+        n = snprintf(out, sizeof out, "%llu %llu %llu %llu %d %ld", ns, (u + ni) * (1000000000ULL / (unsigned long long)tck),
+                     (sy + irq + sirq) * (1000000000ULL / (unsigned long long)tck), (unsigned long long)(total - avail) * 1024,
+                     pids, total * 1024);
+    }
+    send_frame(NV_REPLY, id, out, (uint32_t)n);
+}
+
+static void handle(struct nv_hdr *h, char *payload) {
+    struct proc *p;
+    switch (h->type) {
+    case NV_CREATE: spawn(0, payload, h->len, 1); break;
+    case NV_EXEC: spawn(h->id, payload, h->len, 0); break;
+    case NV_START:
+        p = proc_by_id(0);
+        if (p && p->ctl >= 0) { write_all(p->ctl, "g", 1); closefd(&p->ctl); }
+        break;
+    case NV_STDIN:
+        p = proc_by_id(h->id);
+        if (!p || p->in < 0) break;
+        if (h->len == 0) {
+            if (p->tty) { char eot = 4; write_all(p->in, &eot, 1); }
+            else closefd(&p->in);
+        } else {
+            write_all(p->in, payload, h->len);
+        }
+        break;
+    case NV_KILL: do_kill(h->id, payload); break;
+    case NV_RESIZE:
+        p = proc_by_id(h->id);
+        if (p && p->tty && p->out >= 0) {
+            struct winsize w = {0};
+            sscanf(payload, "%hu %hu", &w.ws_row, &w.ws_col);
+            ioctl(p->out, TIOCSWINSZ, &w);
+        }
+        break;
+    case NV_STATS: do_stats(h->id, 0); break;
+    case NV_PS: do_stats(h->id, 1); break;
+    }
+}
+
+static int find_port(void) {
+    DIR *d = opendir("/sys/class/virtio-ports");
+    struct dirent *e;
+    char path[300], name[64];
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, name, sizeof name - 1);
+        close(fd);
+        if (n > 0 && !strncmp(name, "nv.0", 4)) {
+            snprintf(path, sizeof path, "/dev/%s", e->d_name);
+            closedir(d);
+            return open(path, O_RDWR | O_CLOEXEC);
+        }
+    }
+    if (d) closedir(d);
+    return -1;
+}
+
+int main(void) {
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, NULL);
+    int con = open("/dev/console", O_RDWR);
+    if (con >= 0) { dup2(con, 1); dup2(con, 2); if (con > 2) close(con); }
+    mkdir("/dev/pts", 0755);
+    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620");
+    sethostname("nano", 4);
+    /* loopback up, so a container with --network none still has 127.0.0.1 */
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq { char name[16]; short flags; char pad[22]; } ifr = {"lo", 0, {0}};
+    if (s >= 0 && ioctl(s, 0x8913 /* SIOCGIFFLAGS */, &ifr) == 0) {
+        ifr.flags |= 1; /* IFF_UP */
+        ioctl(s, 0x8914 /* SIOCSIFFLAGS */, &ifr);
+    }
+    if (s >= 0) close(s);
+
+    port = find_port();
+    if (port < 0) die("no virtio-serial port nv.0");
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct utsname u;
+    uname(&u);
+    send_str(NV_READY, 0, u.release);
+
+    static char rbuf[NV_MAX_PAYLOAD + sizeof(struct nv_hdr) + 1];
+    size_t have = 0;
+    for (;;) {
+        struct pollfd pf[2 + 2 * MAXPROC];
+        int map[2 + 2 * MAXPROC];
+        int n = 0;
+        pf[n].fd = port; pf[n].events = POLLIN; map[n++] = -1;
+        pf[n].fd = sfd; pf[n].events = POLLIN; map[n++] = -2;
+        for (int i = 0; i < MAXPROC; i++) {
+            if (!procs[i].used) continue;
+            if (procs[i].out >= 0) { pf[n].fd = procs[i].out; pf[n].events = POLLIN; map[n++] = i * 2; }
+            if (procs[i].err >= 0) { pf[n].fd = procs[i].err; pf[n].events = POLLIN; map[n++] = i * 2 + 1; }
+        }
+        if (poll(pf, (nfds_t)n, -1) < 0) continue;
+        for (int j = 2; j < n; j++) {
+            if (!pf[j].revents) continue;
+            struct proc *p = &procs[map[j] / 2];
+            if (!p->used) continue;
+            if (map[j] % 2 == 0) drain(&p->out, NV_STDOUT, p->id);
+            else drain(&p->err, NV_STDERR, p->id);
+        }
+        if (pf[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == sizeof si) {}
+            reap();
+        }
+        if (pf[0].revents & POLLIN) {
+            ssize_t r = read(port, rbuf + have, sizeof rbuf - 1 - have);
+            if (r > 0) have += (size_t)r;
+            for (;;) {
+                if (have < sizeof(struct nv_hdr)) break;
+                struct nv_hdr h;
+                memcpy(&h, rbuf, sizeof h);
+                if (h.len > NV_MAX_PAYLOAD) die("oversized frame");
+                if (have < sizeof h + h.len) break;
+                char save = rbuf[sizeof h + h.len];
+                rbuf[sizeof h + h.len] = 0;
+                handle(&h, rbuf + sizeof h);
+                rbuf[sizeof h + h.len] = save;
+                memmove(rbuf, rbuf + sizeof h + h.len, have - sizeof h - h.len);
+                have -= sizeof h + h.len;
+            }
+        } else if (pf[0].revents & (POLLHUP | POLLERR)) {
+            usleep(10000); /* host side not connected yet */
+        }
+    }
+}

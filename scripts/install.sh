@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything nanovisor needs on a fresh Debian 12 machine: system packages through apt, then the
+# Python package (editable, with test extras when asked). Idempotent: a second run installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # OCI runtimes and the per-container monitor
+  runc crun conmon
+  # nano images: busybox from Debian; --init
+  busybox-static tini dpkg
+  # image layers compressed with zstd (docker load / OCI archives)
+  zstd
+  # kernel-side plumbing
+  iproute2 nftables util-linux mount procps psmisc e2fsprogs
+  # VM isolation
+  qemu-system-x86 qemu-utils erofs-utils
+  # tests: a real registry server
+  docker-registry
+  python3-venv
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian registry package starts a service on :5000 we do not want; tests start their own.
+if systemctl is-active --quiet docker-registry 2>/dev/null; then systemctl disable --now docker-registry || true; fi
+
+PY=${PYTHON:-python3}
+extras=""
+[[ "${1:-}" == "--test" ]] && extras="[test]"
+"$PY" -m pip install -q -e ".${extras}"

@@ -1,0 +1,3 @@
+from nanovisor.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Hijacked connections (attach, exec start): raw bidirectional bytes between a socket and a StreamSession.
+
+Output (session -> client) is copied on the request thread, stdcopy-framed without a TTY; input
+(client -> session) on a helper thread. The client's half-close (docker CLI's CloseWrite on stdin EOF)
+becomes close_stdin() while output keeps flowing; when output ends we send FIN and wait for the client to
+close. With a TTY, the detach key sequence (default ctrl-p,ctrl-q) ends the attach without closing stdin.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import BinaryIO
+
+from nanovisor import errors
+from nanovisor.api import stdcopy
+from nanovisor.api.responses import MUX_STREAM, RAW_STREAM, Hijack
+from nanovisor.api.router import version_at_least
+
+log = logging.getLogger("nanovisor.api")
+
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+_CLIENT_CLOSE_GRACE = 5.0  # seconds to wait for the client's FIN after ours before closing hard
+
+
+def parse_detach_keys(spec: str | None) -> bytes:
+    """moby's term.ToBytes: "ctrl-p,ctrl-q" -> b"\\x10\\x11"; single characters stand for themselves."""
+    spec = spec or DEFAULT_DETACH_KEYS
+    out = bytearray()
+    for key in spec.split(","):
+        k = key.strip().lower()
+        if len(k) == 1:
+            out.append(ord(key.strip()))
+        elif k.startswith("ctrl-") and len(k) == 6 and (k[5].isalpha() or k[5] in "@[\\]^_"):
+            ch = k[5]
+            out.append(ord(ch) - ord("a") + 1 if ch.isalpha() else ord(ch) - 64)
+        else:
+            raise errors.InvalidParameter(f"Invalid escape keys ({key}) provided")
+    return bytes(out)
+
+
+class DetachMatcher:
+    """Finds the detach sequence in stdin; bytes of a broken partial match are passed on unchanged."""
+
+    def __init__(self, keys: bytes | None) -> None:
+        self.keys = keys or b""
+        self.pending = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        if not self.keys:
+            return data, False
+        out = bytearray()
+        for b in data:
+            self.pending += bytes((b,))
+            if self.keys.startswith(self.pending):
+                if self.pending == self.keys:
+                    return bytes(out), True
+                continue
+            out += self.pending[:-1]
+            last = self.pending[-1:]
+            if self.keys.startswith(last):
+                self.pending = last
+            else:
+                out += last
+                self.pending = b""
+        return bytes(out), False
+
+
+def header(upgrade: bool, tty: bool, api_version: str) -> bytes:
+    """The response head moby writes by hand before handing the socket over."""
+    ctype = MUX_STREAM if not tty and version_at_least(api_version, "1.42") else RAW_STREAM
+    if upgrade:
+        return (f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\n"
+                "Upgrade: tcp\r\n\r\n").encode()
+    return f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n\r\n".encode()
+
+
+def run(conn: socket.socket, rfile: BinaryIO, wfile: BinaryIO, h: Hijack, upgrade: bool,
+        api_version: str) -> None:
+    """Serve one hijacked connection to its end; the caller closes the connection afterwards."""
+    session = h.session
+    done = threading.Event()
+    reader = threading.Thread(target=_copy_input, args=(rfile, h, done), daemon=True,
+                              name="hijack-stdin")
+    try:
+        wfile.write(header(upgrade, session.tty, api_version))
+        reader.start()
+        _copy_output(wfile, session)
+    except OSError as e:
+        log.debug("hijacked connection ended: %s", e)
+    finally:
+        done.set()
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        if reader.is_alive():
+            reader.join(_CLIENT_CLOSE_GRACE)
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        _quietly(session.close)
+        if h.on_done:
+            _quietly(h.on_done)
+
+
+def _copy_output(wfile: BinaryIO, session) -> None:
+    mux = not session.tty
+    while True:
+        item = session.read()
+        if item is None:
+            return
+        stream, data = item
+        if data:
+            wfile.write(stdcopy.frame(stream, data) if mux else data)
+
+
+def _copy_input(rfile: BinaryIO, h: Hijack, done: threading.Event) -> None:
+    session = h.session
+    matcher = DetachMatcher(h.detach_keys if session.tty else None)
+    writable = h.stdin
+    try:
+        while True:
+            data = rfile.read1(65536)
+            if not data:
+                break
+            if not writable or done.is_set():
+                continue
+            data, detached = matcher.feed(data)
+            try:
+                if data:
+                    session.write(data)
+            except Exception as e:  # the process's stdin went away: keep reading, drop input
+                log.debug("stdin write failed: %s", e)
+                writable = False
+            if detached:
+                log.debug("detach keys received")
+                _quietly(session.close)
+                return
+    except (OSError, ValueError):
+        pass
+    if h.stdin and writable and not done.is_set():
+        _quietly(session.close_stdin)
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception as e:
+        log.debug("ignored during hijack teardown: %s", e)

@@ -1,0 +1,1 @@
+"""The `nanovisor` command line: parses, calls the Engine, prints like Docker's CLI."""

@@ -1,0 +1,115 @@
+"""Entry point: global flags, one sub-command per verb, errors as one line (exit 125 for engine errors in
+run/create/exec as docker does, 1 elsewhere). Imports stay lazy: `--version` loads almost nothing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# verb → (module, function); modules are imported only when their verb runs
+VERBS = {
+    "run": ("run", "cmd_run"), "create": ("run", "cmd_create"), "start": ("containers", "cmd_start"),
+    "stop": ("containers", "cmd_stop"), "kill": ("containers", "cmd_kill"),
+    "restart": ("containers", "cmd_restart"), "rm": ("containers", "cmd_rm"), "ps": ("containers", "cmd_ps"),
+    "logs": ("containers", "cmd_logs"), "wait": ("containers", "cmd_wait"),
+    "inspect": ("containers", "cmd_inspect"), "top": ("containers", "cmd_top"),
+    "rename": ("containers", "cmd_rename"), "pause": ("containers", "cmd_pause"),
+    "unpause": ("containers", "cmd_unpause"), "attach": ("run", "cmd_attach"), "cp": ("containers", "cmd_cp"),
+    "export": ("containers", "cmd_export"), "stats": ("containers", "cmd_stats"),
+    "exec": ("run", "cmd_exec"), "images": ("images", "cmd_images"), "rmi": ("images", "cmd_rmi"),
+    "tag": ("images", "cmd_tag"), "save": ("images", "cmd_save"), "load": ("images", "cmd_load"),
+    "import": ("images", "cmd_import"), "history": ("images", "cmd_history"),
+    "info": ("system", "cmd_info"), "version": ("system", "cmd_version"), "serve": ("system", "cmd_serve"),
+    "events": ("system", "cmd_events"),
+}
+GROUPS = {  # `nanovisor container ls` etc.
+    "container": {"ls": "ps", "list": "ps", "run": "run", "create": "create", "start": "start", "stop": "stop",
+                  "kill": "kill", "restart": "restart", "rm": "rm", "logs": "logs", "wait": "wait",
+                  "inspect": "inspect", "top": "top", "rename": "rename", "pause": "pause", "unpause": "unpause",
+                  "attach": "attach", "cp": "cp", "export": "export", "stats": "stats", "exec": "exec",
+                  "prune": ("containers", "cmd_prune"), "cleanup": ("containers", "cmd_cleanup")},
+    "image": {"ls": "images", "list": "images", "rm": "rmi", "tag": "tag", "save": "save", "load": "load",
+              "import": "import", "history": "history", "inspect": ("images", "cmd_image_inspect"),
+              "prune": ("images", "cmd_prune")},
+    "volume": {"create": ("volumes", "cmd_create"), "ls": ("volumes", "cmd_ls"), "list": ("volumes", "cmd_ls"),
+               "rm": ("volumes", "cmd_rm"), "inspect": ("volumes", "cmd_inspect"),
+               "prune": ("volumes", "cmd_prune")},
+    "system": {"df": ("system", "cmd_df"), "info": "info", "events": "events"},
+    "nano": {"build": ("system", "cmd_nano_build")},
+    "network": {"ls": ("system", "cmd_network_ls"), "inspect": ("system", "cmd_network_inspect")},
+}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # docker prints one line and exits 125 on flag errors
+        print(f"nanovisor: {message}\nSee 'nanovisor --help'.", file=sys.stderr)
+        raise SystemExit(125)
+
+
+def _add_verb(sub, name: str, target) -> None:
+    module, func = VERBS[target] if isinstance(target, str) else target
+    p = sub.add_parser(name, add_help=name not in ("run", "create"))
+    if name in ("run", "create"):
+        p.add_argument("--help", action="help")
+    from importlib import import_module
+
+    mod = import_module(f"nanovisor.cli.{module}")
+    getattr(mod, "add_" + func[4:], lambda p: None)(p)
+    p.set_defaults(_target=(module, func))
+
+
+def build_parser(argv: list[str]) -> Parser:
+    parser = Parser(prog="nanovisor", description="A container engine with process and VM isolation.")
+    parser.add_argument("--root", default=os.environ.get("NANOVISOR_ROOT"), help="data root")
+    parser.add_argument("--version", "-v", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+    sub = parser.add_subparsers(dest="verb", parser_class=Parser)
+    # only build the sub-parser the command line names: keeps start-up fast
+    words = [w for w in argv if not w.startswith("-")]
+    verb = next((w for w in words if w in VERBS or w in GROUPS), None)
+    if verb in VERBS:
+        _add_verb(sub, verb, verb)
+    elif verb in GROUPS:
+        gp = sub.add_parser(verb)
+        gsub = gp.add_subparsers(dest="subverb", parser_class=Parser)
+        after = words[words.index(verb) + 1:]
+        name = next((w for w in after if w in GROUPS[verb]), None)
+        if name:
+            _add_verb(gsub, name, GROUPS[verb][name])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.version:
+        from nanovisor import __version__
+
+        print(f"nanovisor version {__version__}")
+        return 0
+    target = getattr(args, "_target", None)
+    if target is None:
+        parser.print_help()
+        return 0 if not args.verb else 1
+    from importlib import import_module
+
+    from nanovisor.errors import NanovisorError
+
+    func = getattr(import_module(f"nanovisor.cli.{target[0]}"), target[1])
+    try:
+        return int(func(args) or 0)
+    except NanovisorError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 125 if target[1] in ("cmd_run", "cmd_create", "cmd_exec") else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def engine_for(args, persistent: bool = False):
+    from nanovisor.engine import Engine
+
+    return Engine(args.root, persistent=persistent)

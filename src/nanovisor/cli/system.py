@@ -1,0 +1,165 @@
+"""info, version, events, system df, serve, nano build, network ls/inspect."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from nanovisor.cli.containers import parse_filter_flags
+from nanovisor.cli.main import engine_for
+from nanovisor.cli.output import dump_json, formatted, table
+from nanovisor.engine.units import human_size
+
+
+def add_info(p):
+    p.add_argument("-f", "--format")
+
+
+def cmd_info(args) -> int:
+    info = engine_for(args).info()
+    if args.format:
+        formatted(args.format, [info])
+        return 0
+    vm = info.get("VMIsolation") or {}
+    print("Server:")
+    for label, key in (("Containers", "Containers"), (" Running", "ContainersRunning"),
+                       (" Paused", "ContainersPaused"), (" Stopped", "ContainersStopped"), ("Images", "Images"),
+                       ("Server Version", "ServerVersion"), ("Storage Driver", "Driver"),
+                       ("Logging Driver", "LoggingDriver"), ("Cgroup Driver", "CgroupDriver"),
+                       ("Cgroup Version", "CgroupVersion"), ("Default Runtime", "DefaultRuntime"),
+                       ("Kernel Version", "KernelVersion"), ("Operating System", "OperatingSystem"),
+                       ("Architecture", "Architecture"), ("CPUs", "NCPU"), ("Total Memory", "MemTotal"),
+                       ("Docker Root Dir", "DockerRootDir")):
+        print(f" {label}: {info.get(key)}")
+    print(f" Runtimes: {' '.join(sorted(info.get('Runtimes', {})))}")
+    print(" VM isolation:")
+    for k, v in vm.items():
+        print(f"  {k}: {v}")
+    for w in info.get("Warnings") or []:
+        print(w, file=sys.stderr)
+    return 0
+
+
+def add_version(p):
+    p.add_argument("-f", "--format")
+
+
+def cmd_version(args) -> int:
+    from nanovisor.engine.system import version
+
+    v = version()
+    if args.format:
+        formatted(args.format, [{"Client": {"Version": v["Version"]}, "Server": v}])
+        return 0
+    print(f"nanovisor version {v['Version']} (API {v['ApiVersion']}, min {v['MinAPIVersion']})")
+    return 0
+
+
+def add_events(p):
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+
+
+def cmd_events(args) -> int:
+    from nanovisor.engine.timefmt import parse_time_filter, rfc3339_ns
+
+    engine = engine_for(args)
+    since = parse_time_filter(args.since) if args.since else None
+    until = parse_time_filter(args.until) if args.until else None
+    for msg in engine.events(since, until, parse_filter_flags(args.filter)):
+        if args.format:
+            formatted(args.format, [msg])
+        else:
+            attrs = ", ".join(f"{k}={v}" for k, v in sorted(msg["Actor"]["Attributes"].items()))
+            print(f"{rfc3339_ns(msg['timeNano'])[:-1]}+00:00 {msg['Type']} {msg['Action']} {msg['Actor']['ID']}"
+                  f" ({attrs})", flush=True)
+    return 0
+
+
+def add_df(p):
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--format")
+
+
+def cmd_df(args) -> int:
+    d = engine_for(args).system_df()
+    images_size = d["LayersSize"]
+    cont_size = sum(c.get("SizeRw", 0) for c in d["Containers"])
+    vol_size = sum(v["UsageData"]["Size"] for v in d["Volumes"])
+    active_images = len({c["ImageID"] for c in d["Containers"]})
+    rows = [["Images", str(len(d["Images"])), str(active_images), human_size(images_size), "0B"],
+            ["Containers", str(len(d["Containers"])), str(sum(1 for c in d["Containers"] if c["State"] == "running")),
+             human_size(cont_size), "0B"],
+            ["Local Volumes", str(len(d["Volumes"])),
+             str(sum(1 for v in d["Volumes"] if v["UsageData"]["RefCount"])), human_size(vol_size), "0B"],
+            ["Build Cache", "0", "0", "0B", "0B"]]
+    if args.format:
+        formatted(args.format, [dict(zip(["Type", "TotalCount", "Active", "Size", "Reclaimable"], r)) for r in rows])
+        return 0
+    table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows)
+    return 0
+
+
+def add_serve(p):
+    p.add_argument("-H", "--host", action="append", default=[])
+
+
+def cmd_serve(args) -> int:
+    from nanovisor.api.server import serve
+    from nanovisor.paths import DEFAULT_SOCKET
+
+    engine = engine_for(args, persistent=True)
+    engine.recover()
+    serve(engine, args.host or [f"unix://{DEFAULT_SOCKET}"])
+    return 0
+
+
+def add_nano_build(p):
+    p.add_argument("-t", "--tag")
+    p.add_argument("what", choices=["busybox"])
+
+
+def cmd_nano_build(args) -> int:
+    from nanovisor.nano.busybox import build
+
+    engine = engine_for(args)
+    image = build(engine.images, ref=args.tag or "nano/busybox:latest")
+    print(image.id)
+    return 0
+
+
+def add_network_ls(p):
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+
+
+def cmd_network_ls(args) -> int:
+    nets = engine_for(args).network_list(parse_filter_flags(args.filter))
+    if args.quiet:
+        for n in nets:
+            print(n["Id"][:12])
+        return 0
+    rows = [{"ID": n["Id"][:12], "Name": n["Name"], "Driver": n["Driver"], "Scope": n["Scope"]} for n in nets]
+    if args.format:
+        formatted(args.format, rows, {"ID": "NETWORK ID"})
+        return 0
+    table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows])
+    return 0
+
+
+def add_network_inspect(p):
+    p.add_argument("-f", "--format")
+    p.add_argument("networks", nargs="+")
+
+
+def cmd_network_inspect(args) -> int:
+    engine = engine_for(args)
+    found = [engine.network_inspect(n) for n in args.networks]
+    formatted(args.format, found) if args.format else dump_json(found)
+    return 0
+
+
+_ = json

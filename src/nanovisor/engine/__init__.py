@@ -1,0 +1,5 @@
+"""The Engine facade: the only thing cli/ and api/ call."""
+
+from nanovisor.engine.engine import Engine
+
+__all__ = ["Engine"]

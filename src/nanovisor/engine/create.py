@@ -1,0 +1,91 @@
+"""POST /containers/create: validate what the user asked for and record the container (nothing runs yet)."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+
+from nanovisor.engine.containers import Container, ContainerStore, initial_state
+from nanovisor.engine.mounts import resolve_mounts
+from nanovisor.engine.names import generate_name, validate_name
+from nanovisor.engine.volumes import VolumeStore
+from nanovisor.errors import InvalidParameter
+from nanovisor.runtime.registry import RuntimeRegistry
+
+_POLICIES = ("", "no", "always", "on-failure", "unless-stopped")
+_NETWORK_MODES = ("", "default", "bridge", "none", "host")
+HOST_CONFIG_DEFAULTS = {
+    "NetworkMode": "bridge", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+    "LogConfig": {"Type": "k8s-file", "Config": {}}, "AutoRemove": False, "Privileged": False,
+    "ReadonlyRootfs": False, "Binds": None, "Tmpfs": None, "CapAdd": None, "CapDrop": None, "Memory": 0,
+    "NanoCpus": 0, "PidsLimit": None, "Init": None, "Isolation": "", "Runtime": "", "PortBindings": {},
+    "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "SecurityOpt": None, "ShmSize": 67108864,
+}
+
+
+def validate_host_config(hc: dict) -> None:
+    policy = hc.get("RestartPolicy") or {}
+    name = policy.get("Name") or ""
+    if name not in _POLICIES:
+        raise InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
+                               f"'on-failure', or 'unless-stopped'")
+    retries = policy.get("MaximumRetryCount") or 0
+    if retries < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count can't be negative")
+    if retries and name != "on-failure":
+        raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    if hc.get("AutoRemove") and name not in ("", "no"):
+        raise InvalidParameter("conflicting options: cannot specify both --restart and --rm")
+    from nanovisor.runtime.spec_resources import validate_host_config as validate_resources
+
+    validate_resources(hc)
+    mode = hc.get("NetworkMode") or ""
+    if mode not in _NETWORK_MODES and not mode.startswith("container:"):
+        hc["_UserNetwork"] = mode
+    if mode in ("", "default"):
+        hc["NetworkMode"] = "bridge"
+
+
+def create_container(body: dict, name: str | None, *, images, containers: ContainerStore,
+                     volumes: VolumeStore, runtimes: RuntimeRegistry, network=None) -> Container:
+    from nanovisor.runtime.spec import merge_config
+
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: expected an object")
+    image_ref = body.get("Image") or ""
+    if not image_ref:
+        raise InvalidParameter("config.Image must be specified")
+    image = images.resolve(image_ref)
+    hc = dict(HOST_CONFIG_DEFAULTS)
+    hc.update({k: v for k, v in (body.get("HostConfig") or {}).items() if v is not None or k not in hc})
+    validate_host_config(hc)
+    if hc.get("_UserNetwork"):
+        if network is None:
+            raise InvalidParameter(f"network {hc['_UserNetwork']} not found")
+        network.inspect(hc["_UserNetwork"])  # raises NotFound with moby's text
+    hc.pop("_UserNetwork", None)
+    runtime = runtimes.choose(hc.get("Isolation"), hc.get("Runtime"))
+    hc["Runtime"] = runtime
+
+    cid = secrets.token_hex(32)
+    name = validate_name(name) if name else generate_name(containers.names())
+    config = merge_config(copy.deepcopy(image.config.get("config") or {}), body)
+    config["Image"] = image_ref
+    if not config.get("Hostname"):
+        config["Hostname"] = _host_hostname() if hc.get("NetworkMode") == "host" else cid[:12]
+    if not (config.get("Entrypoint") or config.get("Cmd")):
+        raise InvalidParameter("no command specified")
+    points = resolve_mounts(hc, config.get("Volumes"), volumes)
+    spec = {"Config": config, "HostConfig": hc, "NetworkingConfig": body.get("NetworkingConfig") or {},
+            "ImageRef": image_ref, "Runtime": runtime, "MountPoints": points}
+    container = Container(id=cid, name=name, image_id=image.id, created=time.time(), spec=spec,
+                          state=initial_state())
+    containers.insert(container)
+    return container
+
+
+def _host_hostname() -> str:
+    import socket
+
+    return socket.gethostname()

@@ -1,0 +1,74 @@
+"""`docker cp` and `docker export`: files of a container, running or not, reached from the host.
+
+A path inside a volume or bind mount is served from the mount's source, like dockerd does, because the
+overlay rootfs does not show what the container has mounted over it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from nanovisor.errors import InvalidParameter
+
+
+def _locate(engine, c, path: str) -> tuple[Path, str]:
+    """(host directory acting as '/', path below it) for a path inside the container."""
+    if not path:
+        raise InvalidParameter("Path cannot be empty")
+    clean = posixpath.normpath("/" + path)
+    best = None
+    for p in c.spec.get("MountPoints") or []:
+        dest = p["Destination"]
+        if p["Type"] in ("bind", "volume") and (clean == dest or clean.startswith(dest.rstrip("/") + "/")):
+            if best is None or len(dest) > len(best["Destination"]):
+                best = p
+    if best is not None:
+        rest = clean[len(best["Destination"]):] or "/"
+        return Path(best["Source"]), rest
+    rootfs = engine.lifecycle.mount_rootfs(c)
+    return rootfs, clean
+
+
+def _keep_trailing(original: str, resolved: str) -> str:
+    """`docker cp ctr:/dir/. x` copies the content: the tar helpers get the trailing "/." back."""
+    if original.endswith("/.") and not resolved.endswith("/."):
+        return resolved.rstrip("/") + "/."
+    if original.endswith("/") and not resolved.endswith("/"):
+        return resolved + "/"
+    return resolved
+
+
+def stat(engine, c, path: str) -> dict:
+    from nanovisor.images.unpack import stat_path
+
+    root, inner = _locate(engine, c, path)
+    return stat_path(str(root), inner)
+
+
+def get_archive(engine, c, path: str) -> tuple[dict, Iterator[bytes]]:
+    from nanovisor.images.unpack import tar_path
+
+    root, inner = _locate(engine, c, path)
+    return tar_path(str(root), _keep_trailing(path, inner))
+
+
+def put_archive(engine, c, path: str, stream: BinaryIO) -> None:
+    from nanovisor.images.unpack import extract_into
+
+    if c.host_config.get("ReadonlyRootfs"):
+        root, inner = _locate(engine, c, path)
+        if root == engine.paths.container_dir(c.id) / "merged":
+            raise InvalidParameter("container rootfs is marked read-only")
+    root, inner = _locate(engine, c, path)
+    extract_into(str(root), stream, inner)
+
+
+def export(engine, c) -> Iterator[bytes]:
+    from nanovisor.images.unpack import tar_path
+
+    rootfs = engine.lifecycle.mount_rootfs(c)
+    _, stream = tar_path(str(rootfs), "/.")
+    return stream

@@ -1,0 +1,486 @@
+"""The container state machine: created → running ⇄ paused → exited (→ restarting → running) → removed.
+
+Every transition happens under the container's lock and is saved in one write. Exits are noticed by
+whoever looks first — the daemon (pidfd on the monitor), a CLI waiting in the foreground, conmon's exit
+command, or any read that finds the monitor gone — and reaping is idempotent, so any of them may die without
+losing an exit code: conmon has already written it to a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal as signals
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nanovisor.engine import procs
+from nanovisor.engine.containers import Container, ContainerStore
+from nanovisor.engine.events import EventLog
+from nanovisor.engine.locks import ContainerLocks
+from nanovisor.engine.mounts import oci_mounts
+from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotModified
+from nanovisor.paths import Paths
+from nanovisor.runtime.base import CreateOptions
+from nanovisor.runtime.oci import start_exit_code
+from nanovisor.runtime.registry import RuntimeRegistry
+from nanovisor.snapshots.overlay import OverlaySnapshot
+
+DEFAULT_STOP_TIMEOUT = 10
+INIT_BINARY = "/usr/bin/tini-static"
+
+
+def parse_signal(sig: str | int | None, default: str = "SIGTERM") -> int:
+    if sig is None or sig == "":
+        sig = default
+    if isinstance(sig, int) or str(sig).isdigit():
+        num = int(sig)
+        if not 0 < num < 65:
+            raise InvalidParameter(f"Invalid signal: {sig}")
+        return num
+    name = str(sig).upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(signals.Signals, name))
+    except AttributeError:
+        raise InvalidParameter(f"Invalid signal: {sig}") from None
+
+
+class Lifecycle:
+    def __init__(self, paths: Paths, containers: ContainerStore, images, runtimes: RuntimeRegistry,
+                 events: EventLog, network=None, persistent: bool = False) -> None:
+        self.paths = paths
+        self.containers = containers
+        self.images = images
+        self.runtimes = runtimes
+        self.events = events
+        self.network = network
+        self.locks = ContainerLocks(paths.run / "locks")
+        # persistent: this process outlives a container's exit (serve, conmon's exit command) and may carry
+        # out restart policies; the embedded CLI leaves those to conmon's exit command.
+        self.persistent = persistent
+        self._created_hooks: dict[str, list[Callable[[Container], None]]] = {}
+        self._hooks_guard = threading.Lock()
+
+    # helpers ----------------------------------------------------------------------------------------
+    def snapshot(self, c: Container) -> OverlaySnapshot:
+        return OverlaySnapshot(self.paths.container_dir(c.id))
+
+    def mount_rootfs(self, c: Container) -> Path:
+        image = self.images.get(c.image_id) if hasattr(self.images, "get") else self.images.resolve(c.image_id)
+        snap = self.snapshot(c)
+        snap.prepare()
+        return snap.mount(self.images.layer_dirs(image))
+
+    def event(self, c: Container, action: str, **extra: str) -> None:
+        attrs = {"name": c.name, "image": c.spec.get("ImageRef") or c.image_id}
+        attrs.update(c.config.get("Labels") or {})
+        attrs.update(extra)
+        self.events.emit("container", action, c.id, attrs)
+
+    def on_created(self, cid: str, hook: Callable[[Container], None]) -> Callable[[], None]:
+        """Runs hook after the runtime created the container and before its process runs (attach uses
+        this to miss no output). Returns a function that cancels it."""
+        with self._hooks_guard:
+            self._created_hooks.setdefault(cid, []).append(hook)
+
+        def cancel() -> None:
+            with self._hooks_guard:
+                hooks = self._created_hooks.get(cid, [])
+                if hook in hooks:
+                    hooks.remove(hook)
+        return cancel
+
+    def _run_created_hooks(self, c: Container) -> None:
+        with self._hooks_guard:
+            hooks = self._created_hooks.pop(c.id, [])
+        for hook in hooks:
+            try:
+                hook(c)
+            except Exception as e:  # an attach that failed must not fail the start
+                print(f"nanovisor: attach hook: {e}", file=sys.stderr)
+
+    def exit_command(self, c: Container) -> list[str]:
+        return [sys.executable, "-m", "nanovisor", "--root", str(self.paths.root), "container", "cleanup", c.id]
+
+    # start ------------------------------------------------------------------------------------------
+    def start(self, ref: str | Container) -> Container:
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        with self.locks.hold(c.id):
+            c = self.containers.reload(c) or c
+            self.reconcile(c)
+            if c.running:
+                raise NotModified(f"container {c.id} is already running")
+            if c.state.get("Status") == "removing":
+                raise Conflict("container is marked for removal and cannot be started")
+            try:
+                self._start_locked(c)
+            except NanovisorError as e:
+                c.state.update(Error=str(e), ExitCode=start_exit_code(str(e)))
+                if c.state["Status"] == "restarting":
+                    c.state.update(Status="exited", Restarting=False)
+                self.containers.save_state(c)
+                self._teardown(c)
+                raise
+        return c
+
+    def _start_locked(self, c: Container) -> None:
+        from nanovisor.runtime.spec import SpecInput, build_spec
+
+        runtime = self.runtimes.get(c.runtime)
+        rootfs = self.mount_rootfs(c)
+        self._copy_up_volumes(c, rootfs)
+        cdir = self.paths.container_dir(c.id)
+        bundle = self.paths.bundle_dir(c.id)
+        shutil.rmtree(bundle, ignore_errors=True)
+        bundle.mkdir(parents=True)
+        exit_file = self.paths.exits / c.id
+        exit_file.unlink(missing_ok=True)
+
+        hc = c.host_config
+        netns_path, etc_files = self._network_setup(c)
+        mounts = oci_mounts(c.spec.get("MountPoints") or [])
+        for name, content in etc_files.items():
+            path = cdir / name
+            path.write_text(content)
+            mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(path),
+                           "options": ["rbind", "rprivate", "ro" if hc.get("ReadonlyRootfs") and name == "hostname"
+                                       else "rw"]})
+        spec_hc = hc if netns_path != "" else {**hc, "NetworkMode": "none"}  # "": a fresh, empty netns
+        spec = build_spec(SpecInput(container_id=c.id, config=c.config, host_config=spec_hc, rootfs=str(rootfs),
+                                    mounts=mounts, netns_path=netns_path or None,
+                                    cgroups_path=f"/nanovisor/{c.id}",
+                                    init_path=INIT_BINARY if hc.get("Init") else None))
+        (bundle / "config.json").write_text(json.dumps(spec))
+
+        policy = (hc.get("RestartPolicy") or {}).get("Name") or "no"
+        opts = CreateOptions(log_path=cdir / "ctr.log", exit_dir=self.paths.exits,
+                             log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
+                             tty=bool(c.config.get("Tty")),
+                             exit_command=self.exit_command(c) if policy != "no" or hc.get("AutoRemove") else None)
+        created = runtime.create(c.id, bundle, opts)
+        try:
+            self._run_created_hooks(c)
+            runtime.start(c.id)
+        except BaseException:
+            runtime.delete(c.id, force=True)
+            raise
+        now = time.time()
+        seq = c.state.get("_StartSeq", 0) + 1
+        c.state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                       Dead=False, Pid=created.pid, ExitCode=0, Error="", StartedAt=now,
+                       _MonitorPid=created.monitor_pid, _MonitorStart=procs.start_time(created.monitor_pid),
+                       _PidStart=procs.start_time(created.pid),
+                       _StartSeq=seq, _ManualStop=False)
+        self.containers.save_state(c)
+        self.event(c, "start")
+
+    def _copy_up_volumes(self, c: Container, rootfs: Path) -> None:
+        """A new volume starts with the image's content at its mount point, as in Docker."""
+        points = c.spec.get("MountPoints") or []
+        changed = False
+        for p in points:
+            if p.get("_CopyUp"):
+                src = rootfs / p["Destination"].lstrip("/")
+                if src.is_dir() and not src.is_symlink() and not any(Path(p["Source"]).iterdir()):
+                    os.system(f"cp -a '{src}/.' '{p['Source']}/' 2>/dev/null")  # noqa: S605 - paths are ours
+                p["_CopyUp"] = False
+                changed = True
+        if changed:
+            self.containers.save_spec(c)
+
+    def _network_setup(self, c: Container) -> tuple[str | None, dict[str, str]]:
+        """(netns path or None for the host's, /etc files) for this start."""
+        from nanovisor.runtime.etcfiles import hosts_file, resolv_conf
+
+        hc = c.host_config
+        mode = hc.get("NetworkMode") or "bridge"
+        hostname = c.config.get("Hostname") or c.id[:12]
+        if self.network is not None and mode != "host":
+            ns = self.network.create_netns(c.id)
+            result = self.network.attach(c.id, ns, hc, c.spec.get("NetworkingConfig") or {}, hostname,
+                                         c.config.get("ExposedPorts") or {})
+            c.spec["NetworkSettings"] = result.get("NetworkSettings", {})
+            self.containers.save_spec(c)
+            return ns, {"hostname": hostname + "\n", "hosts": result["hosts"], "resolv.conf": result["resolv_conf"]}
+        files = {"hostname": hostname + "\n",
+                 "hosts": hosts_file(hostname, None, hc.get("ExtraHosts") or []),
+                 "resolv.conf": resolv_conf(hc.get("Dns") or [], hc.get("DnsSearch") or [],
+                                            hc.get("DnsOptions") or [])}
+        if mode == "host":
+            return None, files
+        if mode.startswith("container:"):
+            other = self.containers.get(mode.split(":", 1)[1])
+            if not other.running:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            return f"/proc/{other.state['Pid']}/ns/net", files
+        return "", files  # a fresh namespace made by the runtime
+
+    # exit -------------------------------------------------------------------------------------------
+    def monitor_alive(self, c: Container) -> bool:
+        return procs.alive(c.state.get("_MonitorPid", 0), c.state.get("_MonitorStart", 0))
+
+    def exited(self, c: Container) -> bool:
+        """The container's process is gone: conmon wrote its exit file, or conmon itself is gone."""
+        return (self.paths.exits / c.id).exists() or not self.monitor_alive(c)
+
+    def reconcile(self, c: Container) -> Container:
+        """Brings a 'running' record in line with reality (process gone → exited)."""
+        if c.running and self.exited(c):
+            return self.reap(c) or c
+        return c
+
+    def reap(self, c: Container, force_local: bool = False) -> Container | None:
+        """Records the exit of a container whose monitor is gone; applies the restart policy or auto-remove.
+        Idempotent; returns the updated container (None if removed)."""
+        policy = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
+        if policy != "no" and not self.persistent and not force_local and self._exit_command_pending(c):
+            return c  # conmon's exit command owns the restart decision
+        restart_delay = None
+        with self.locks.hold(c.id):
+            fresh = self.containers.reload(c)
+            if fresh is None:
+                return None
+            c = fresh
+            if not c.running or not self.exited(c):
+                return c
+            code, finished = self._read_exit(c)
+            runtime = self.runtimes.get(c.runtime)
+            try:
+                runtime.delete(c.id, force=True)
+            except NanovisorError:
+                pass
+            oom = (self.paths.bundle_dir(c.id) / "oom").exists()
+            self._teardown(c)
+            c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code, FinishedAt=finished,
+                           OOMKilled=oom, _ReapedSeq=c.state.get("_StartSeq", 0), _MonitorPid=0)
+            restart_delay = self._restart_delay(c, policy, code)
+            if restart_delay is not None:
+                c.state.update(Status="restarting", Restarting=True,
+                               _RestartCount=c.state.get("_RestartCount", 0) + 1)
+            self.containers.save_state(c)
+            self.event(c, "die", exitCode=str(code))
+        if restart_delay is not None:
+            self._restart_later(c, restart_delay)
+        elif c.host_config.get("AutoRemove"):
+            self.remove(c, force=True, volumes=True)
+            return None
+        return c
+
+    def _exit_command_pending(self, c: Container) -> bool:
+        """True while conmon's exit command may still be running for this container."""
+        return (time.time() - self._exit_time(c)) < 30
+
+    def _exit_time(self, c: Container) -> float:
+        try:
+            return (self.paths.exits / c.id).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def _read_exit(self, c: Container) -> tuple[int, float]:
+        path = self.paths.exits / c.id
+        try:
+            text = path.read_text().strip()
+            return int(text), path.stat().st_mtime
+        except (OSError, ValueError):
+            return 255, time.time()  # the monitor died without recording (killed, or host reboot)
+
+    def _restart_delay(self, c: Container, policy: str, code: int) -> float | None:
+        if c.state.get("_ManualStop") or c.state.get("Status") == "removing":
+            return None
+        count = c.state.get("_RestartCount", 0)
+        if policy in ("always", "unless-stopped"):
+            pass
+        elif policy == "on-failure":
+            limit = (c.host_config.get("RestartPolicy") or {}).get("MaximumRetryCount") or 0
+            if code == 0 or (limit and count >= limit):
+                return None
+        else:
+            return None
+        ran_for = time.time() - (c.state.get("StartedAt") or 0)
+        return 0.1 if ran_for > 10 else min(0.1 * (2 ** min(count, 10)), 60.0)
+
+    def _restart_later(self, c: Container, delay: float) -> None:
+        def go() -> None:
+            time.sleep(delay)
+            fresh = self.containers.reload(c)
+            if fresh is None or fresh.state.get("Status") != "restarting":
+                return
+            try:
+                self.start(fresh)
+                self.event(fresh, "restart")
+            except NanovisorError as e:
+                print(f"nanovisor: restart {c.id[:12]}: {e}", file=sys.stderr)
+
+        if self.persistent and threading.current_thread() is not threading.main_thread():
+            go()
+        elif self.persistent:
+            threading.Thread(target=go, daemon=False).start()
+        else:
+            go()
+
+    def _teardown(self, c: Container) -> None:
+        if self.network is not None:
+            try:
+                self.network.detach(c.id)
+                self.network.delete_netns(c.id)
+            except NanovisorError:
+                pass
+        shutil.rmtree(self.paths.bundle_dir(c.id), ignore_errors=True)
+        (self.paths.exits / c.id).unlink(missing_ok=True)
+
+    # stop / kill ------------------------------------------------------------------------------------
+    def wait_exit(self, c: Container, timeout: float | None) -> bool:
+        """Blocks until the container's process has exited and conmon has recorded it (or died)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pid, started = c.state.get("Pid", 0), c.state.get("_PidStart", 0)
+        if pid and started:
+            procs.wait_exit(pid, started, timeout)
+        while not self.exited(c):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            procs.wait_exit(c.state.get("_MonitorPid", 0), c.state.get("_MonitorStart", 0),
+                            0.02 if left is None else min(left, 0.02))
+        return True
+
+    def stop(self, ref: str | Container, timeout: int | None = None, signal: str | None = None) -> Container:
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        with self.locks.hold(c.id):
+            c = self.containers.reload(c) or c
+            self.reconcile(c)
+            if c.state["Status"] == "restarting":
+                c.state.update(Status="exited", Restarting=False, _ManualStop=True)
+                self.containers.save_state(c)
+                return c
+            if not c.running:
+                raise NotModified(f"container {c.id} is not running")
+            c.state["_ManualStop"] = True
+            self.containers.save_state(c)
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+        if timeout is None:
+            timeout = DEFAULT_STOP_TIMEOUT
+        sig = parse_signal(signal or c.config.get("StopSignal"), "SIGTERM")
+        runtime = self.runtimes.get(c.runtime)
+        self.event(c, "kill", signal=str(sig))
+        self._signal(c, runtime, sig)
+        if timeout < 0 or not self.wait_exit(c, timeout):
+            self._signal(c, runtime, signals.SIGKILL, all_processes=True)
+            self.wait_exit(c, 30)
+        fresh = self.reap(c, force_local=True) or c
+        self.event(fresh, "stop")
+        return fresh
+
+    def _signal(self, c: Container, runtime, sig: int, all_processes: bool = False) -> None:
+        try:
+            runtime.kill(c.id, str(sig), all_processes=all_processes)
+            if c.state.get("Paused"):
+                runtime.resume(c.id)
+        except NanovisorError:
+            if self.monitor_alive(c):
+                raise
+
+    def kill(self, ref: str | Container, signal: str | None = None) -> Container:
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        c = self.reconcile(c)
+        if not c.running:
+            raise Conflict(f"Cannot kill container: {c.name}: Container {c.id} is not running")
+        sig = parse_signal(signal, "SIGKILL")
+        self.event(c, "kill", signal=str(sig))
+        self._signal(c, self.runtimes.get(c.runtime), sig)
+        if sig == signals.SIGKILL:
+            self.wait_exit(c, 10)
+            c = self.reap(c) or c
+        return c
+
+    def restart(self, ref: str | Container, timeout: int | None = None, signal: str | None = None) -> Container:
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        try:
+            c = self.stop(c, timeout, signal)
+        except NotModified:
+            pass
+        c = self.containers.reload(c) or c
+        c = self.start(c)
+        self.event(c, "restart")
+        return c
+
+    def pause(self, ref: str) -> None:
+        c = self.reconcile(self.containers.get(ref))
+        with self.locks.hold(c.id):
+            if not c.running:
+                raise Conflict(f"Container {c.id} is not running")
+            if c.state.get("Paused"):
+                raise Conflict(f"Container {c.id} is already paused")
+            self.runtimes.get(c.runtime).pause(c.id)
+            c.state.update(Status="paused", Paused=True)
+            self.containers.save_state(c)
+        self.event(c, "pause")
+
+    def unpause(self, ref: str) -> None:
+        c = self.reconcile(self.containers.get(ref))
+        with self.locks.hold(c.id):
+            if not c.state.get("Paused"):
+                raise Conflict(f"Container {c.id} is not paused")
+            self.runtimes.get(c.runtime).resume(c.id)
+            c.state.update(Status="running", Paused=False)
+            self.containers.save_state(c)
+        self.event(c, "unpause")
+
+    # remove -----------------------------------------------------------------------------------------
+    def remove(self, ref: str | Container, force: bool = False, volumes: bool = False,
+               remove_volume: Callable[[str], None] | None = None) -> None:
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        c = self.reconcile(c)
+        if c.running or c.state.get("Status") == "restarting":
+            if not force:
+                raise Conflict(f'cannot remove container "/{c.name}": container is running: stop the container '
+                               f"before removing or force remove")
+            with self.locks.hold(c.id):
+                c = self.containers.reload(c) or c
+                c.state.update(_ManualStop=True)
+                if c.state["Status"] == "restarting":
+                    c.state.update(Status="exited", Restarting=False)
+                self.containers.save_state(c)
+            if c.running:
+                self._signal(c, self.runtimes.get(c.runtime), signals.SIGKILL, all_processes=True)
+                self.wait_exit(c, 30)
+                self.reap(c, force_local=True)
+        with self.locks.hold(c.id):
+            c = self.containers.reload(c)
+            if c is None:
+                return
+            if c.running:
+                raise Conflict(f"cannot remove container \"/{c.name}\": container is running")
+            c.state["Status"] = "removing"
+            self.containers.save_state(c)
+            self._teardown(c)
+            try:
+                self.runtimes.get(c.runtime).delete(c.id, force=True)
+            except NanovisorError:
+                pass
+            self.snapshot(c).remove()
+            self.containers.delete(c)
+        self.locks.forget(c.id)
+        if volumes and remove_volume is not None:
+            for p in c.spec.get("MountPoints") or []:
+                if p["Type"] == "volume" and p.get("_Anonymous", len(p.get("Name", "")) == 64):
+                    try:
+                        remove_volume(p["Name"])
+                    except NanovisorError:
+                        pass
+        self.event(c, "destroy")
+
+
+def _log_size_max(host_config: dict) -> int:
+    value = ((host_config.get("LogConfig") or {}).get("Config") or {}).get("max-size")
+    if not value:
+        return -1
+    from nanovisor.engine.units import parse_size
+
+    return parse_size(value)

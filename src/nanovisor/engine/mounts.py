@@ -1,0 +1,116 @@
+"""From a user's -v / --mount / --tmpfs / image VOLUME to the mount points a container keeps.
+
+Resolved once at create time into Docker's inspect "Mounts" entries (plus private keys), so inspect shows
+them and every start builds the same OCI mounts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nanovisor.engine.volumes import VolumeStore
+from nanovisor.errors import InvalidParameter
+
+_BIND_OPTS = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave",
+              "consistent", "cached", "delegated"}
+
+
+def _parse_bind(spec: str) -> tuple[str, str, list[str]]:
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return "", parts[0], []
+    if len(parts) == 2:
+        return parts[0], parts[1], []
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2].split(",")
+    raise InvalidParameter(f"invalid volume specification: '{spec}'")
+
+
+def _check_dest(dest: str, spec: str) -> str:
+    if not dest.startswith("/"):
+        raise InvalidParameter(f"invalid volume specification: '{spec}': invalid mount config for type "
+                               f'"bind": invalid mount path: \'{dest}\' mount path must be absolute')
+    if os.path.normpath(dest) == "/":
+        raise InvalidParameter(f"invalid volume specification: '{spec}': invalid mount config: "
+                               "destination can't be '/'")
+    return os.path.normpath(dest)
+
+
+def resolve_mounts(host_config: dict, image_volumes: dict | None, volumes: VolumeStore) -> list[dict]:
+    """Returns inspect-shaped mount points; creates named/anonymous volumes that do not exist yet."""
+    points: dict[str, dict] = {}
+
+    def volume_point(name: str, dest: str, rw: bool, nocopy: bool, spec: str) -> dict:
+        created = not name or not volumes.exists(name)
+        info = volumes.create(name or None)
+        return {"Type": "volume", "Name": info["Name"], "Source": info["Mountpoint"], "Destination": dest,
+                "Driver": "local", "Mode": "", "RW": rw, "Propagation": "", "_Anonymous": not name,
+                "_CopyUp": created and not nocopy}
+
+    for spec in host_config.get("Binds") or []:
+        src, dest, opts = _parse_bind(spec)
+        dest = _check_dest(dest, spec)
+        unknown = [o for o in opts if o not in _BIND_OPTS]
+        if unknown:
+            raise InvalidParameter(f"invalid mode: {','.join(unknown)}")
+        rw = "ro" not in opts
+        if src.startswith("/"):
+            Path(src).mkdir(parents=True, exist_ok=True)  # -v creates a missing host dir, as Docker does
+            points[dest] = {"Type": "bind", "Source": os.path.normpath(src), "Destination": dest,
+                            "Mode": ",".join(o for o in opts if o not in ("ro", "rw")), "RW": rw,
+                            "Propagation": next((o for o in opts if "private" in o or "shared" in o
+                                                 or "slave" in o), "rprivate")}
+        else:
+            points[dest] = volume_point(src, dest, rw, "nocopy" in opts, spec)
+
+    for m in host_config.get("Mounts") or []:
+        kind = (m.get("Type") or "volume").lower()
+        target = m.get("Target") or m.get("Destination") or ""
+        dest = _check_dest(target, target)
+        rw = not m.get("ReadOnly", False)
+        if kind == "bind":
+            src = m.get("Source") or ""
+            if not src.startswith("/") or not os.path.exists(src):
+                raise InvalidParameter(f"invalid mount config for type \"bind\": bind source path does not "
+                                       f"exist: {src}")
+            points[dest] = {"Type": "bind", "Source": os.path.normpath(src), "Destination": dest, "Mode": "",
+                            "RW": rw, "Propagation": (m.get("BindOptions") or {}).get("Propagation")
+                            or "rprivate"}
+        elif kind == "volume":
+            nocopy = bool((m.get("VolumeOptions") or {}).get("NoCopy"))
+            points[dest] = volume_point(m.get("Source") or "", dest, rw, nocopy, target)
+        elif kind == "tmpfs":
+            opts = m.get("TmpfsOptions") or {}
+            points[dest] = {"Type": "tmpfs", "Source": "", "Destination": dest, "Mode": "", "RW": rw,
+                            "Propagation": "", "_Size": opts.get("SizeBytes") or 0,
+                            "_FileMode": opts.get("Mode") or 0}
+        else:
+            raise InvalidParameter(f"mount type unknown: {kind}")
+
+    for dest in sorted(image_volumes or {}):
+        dest = os.path.normpath(dest)
+        if dest not in points and dest not in (host_config.get("Tmpfs") or {}):
+            points[dest] = volume_point("", dest, True, False, dest)
+    return list(points.values())
+
+
+def oci_mounts(points: list[dict]) -> list[dict]:
+    """The OCI runtime mounts for stored mount points (HostConfig.Tmpfs is the spec builder's)."""
+    out = []
+    for p in points:
+        if p["Type"] == "tmpfs":
+            opts = ["nosuid", "nodev", "noexec"] + ([] if p["RW"] else ["ro"])
+            if p.get("_Size"):
+                opts.append(f"size={p['_Size']}")
+            if p.get("_FileMode"):
+                opts.append(f"mode={p['_FileMode']:o}")
+            out.append({"destination": p["Destination"], "type": "tmpfs", "source": "tmpfs", "options": opts})
+        else:
+            opts = ["rbind", p.get("Propagation") or "rprivate", "rw" if p["RW"] else "ro"]
+            out.append({"destination": p["Destination"], "type": "bind", "source": p["Source"], "options": opts})
+    return out
+
+
+def public(points: list[dict]) -> list[dict]:
+    return [{k: v for k, v in p.items() if not k.startswith("_")} for p in points]

@@ -1,0 +1,221 @@
+"""Live stdio sessions: attach (through conmon's attach socket) and exec (a runtime exec child).
+
+Both implement engine.StreamSession, so the API's hijack code and the CLI's terminal code serve either.
+"""
+
+from __future__ import annotations
+
+import array
+import errno
+import os
+import selectors
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+STDOUT, STDERR = 1, 2
+_CONMON_STREAM = {2: STDOUT, 3: STDERR}
+
+
+class AttachSession:
+    """A client of conmon's SOCK_SEQPACKET attach socket: packets from it start with a stream byte
+    (2 stdout, 3 stderr); what we send goes to the container's stdin."""
+
+    def __init__(self, bundle: Path, tty: bool, stdin: bool, stdout: bool, stderr: bool) -> None:
+        self.bundle = bundle
+        self.tty = tty
+        self.want = {STDOUT: stdout, STDERR: stderr}
+        self.stdin = stdin
+        self.sock: socket.socket | None = None
+        self._connected = threading.Event()
+        self._closed = False
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        sock.connect(str(self.bundle / "attach"))
+        self.sock = sock
+        self._connected.set()
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        return self._connected.wait(timeout)
+
+    def cancel(self) -> None:
+        """Gives up waiting for a start that will not come."""
+        self._closed = True
+        self._connected.set()
+
+    def read(self) -> tuple[int, bytes] | None:
+        self._connected.wait()
+        while not self._closed and self.sock is not None:
+            try:
+                packet = self.sock.recv(65536)
+            except OSError:
+                return None
+            if not packet:
+                return None
+            stream = STDOUT if self.tty else _CONMON_STREAM.get(packet[0], STDOUT)
+            if self.want.get(stream) and len(packet) > 1:
+                return stream, packet[1:]
+        return None
+
+    def write(self, data: bytes) -> None:
+        if not self.stdin or self.sock is None:
+            return
+        for i in range(0, len(data), 8192):
+            self.sock.send(data[i:i + 8192])
+
+    def close_stdin(self) -> None:
+        if self.sock is not None and self.stdin:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def resize(self, height: int, width: int) -> None:
+        resize_conmon(self.bundle, height, width)
+
+    def close(self) -> None:
+        self._closed = True
+        self._connected.set()
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+def resize_conmon(bundle: Path, height: int, width: int) -> None:
+    """conmon's control fifo: "1 HEIGHT WIDTH" is a window resize."""
+    try:
+        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"1 {int(height)} {int(width)}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def recv_console_fd(listener: socket.socket, timeout: float = 60.0) -> int:
+    """Receives the pty master a runtime sends to --console-socket (SCM_RIGHTS)."""
+    listener.settimeout(timeout)
+    conn, _ = listener.accept()
+    with conn:
+        fds = array.array("i")
+        _, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+                return fds[0]
+    raise OSError("runtime sent no console")
+
+
+class ExecSession:
+    """A process started by `RUNTIME exec` in the foreground, a child of this engine process, so its exit
+    status is ours to collect. With a TTY the runtime gets a pty of ours as its controlling terminal (runc
+    relays it to the container's console, and follows its window size)."""
+
+    def __init__(self, argv_for_console, tty: bool, stdin: bool, on_exit=None) -> None:
+        self.tty = tty
+        self.stdin = stdin
+        self.on_exit = on_exit
+        self.master: int | None = None
+        self._sel = selectors.DefaultSelector()
+        self._open: set[int] = set()
+        self.exit_code: int | None = None
+        argv = argv_for_console(None)
+        if tty:
+            import pty
+            import tty as ttymod
+
+            self.master, slave = pty.openpty()
+            ttymod.setraw(slave)
+            try:
+                self.proc = subprocess.Popen(["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
+                                             close_fds=True)
+            finally:
+                os.close(slave)
+            self._sel.register(self.master, selectors.EVENT_READ, STDOUT)
+            self._open.add(self.master)
+            return
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True)
+        self._sel.register(self.proc.stdout, selectors.EVENT_READ, STDOUT)
+        self._sel.register(self.proc.stderr, selectors.EVENT_READ, STDERR)
+        self._open = {self.proc.stdout.fileno(), self.proc.stderr.fileno()}
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def read(self) -> tuple[int, bytes] | None:
+        while self._open:
+            for key, _ in self._sel.select():
+                fd = key.fd if isinstance(key.fileobj, int) else key.fileobj.fileno()
+                try:
+                    data = os.read(fd, 65536)
+                except OSError as e:
+                    if e.errno != errno.EIO:  # EIO: the pty's last writer is gone
+                        raise
+                    data = b""
+                if data:
+                    return key.data, data
+                self._sel.unregister(key.fileobj)
+                self._open.discard(fd)
+        self.wait()
+        return None
+
+    def write(self, data: bytes) -> None:
+        if not self.stdin:
+            return
+        if self.tty and self.master is not None:
+            os.write(self.master, data)
+        elif self.proc.stdin:
+            try:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+
+    def close_stdin(self) -> None:
+        if self.tty and self.master is not None:
+            try:
+                os.write(self.master, b"\x04")  # EOF at the line discipline
+            except OSError:
+                pass
+        elif self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def resize(self, height: int, width: int) -> None:
+        if self.master is not None:
+            import fcntl
+            import struct
+            import termios
+
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+    def wait(self) -> int:
+        if self.exit_code is None:
+            code = self.proc.wait()
+            self.exit_code = code if code >= 0 else 128 - code
+            if self.on_exit:
+                self.on_exit(self.exit_code)
+        return self.exit_code
+
+    def close(self) -> None:
+        if self.master is not None:
+            try:
+                os.close(self.master)
+            except OSError:
+                pass
+            self.master = None
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()

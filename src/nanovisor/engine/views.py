@@ -1,0 +1,128 @@
+"""Container records rendered in the Docker API's shapes (ContainerInspectResponse, ContainerSummary)."""
+
+from __future__ import annotations
+
+from nanovisor.engine.containers import Container
+from nanovisor.engine.mounts import public
+from nanovisor.engine.timefmt import rfc3339
+from nanovisor.paths import Paths
+
+
+def _state(c: Container) -> dict:
+    s = {k: v for k, v in c.state.items() if not k.startswith("_")}
+    s["StartedAt"] = rfc3339(s.get("StartedAt"))
+    s["FinishedAt"] = rfc3339(s.get("FinishedAt"))
+    return s
+
+
+def network_settings(c: Container) -> dict:
+    ns = dict(c.spec.get("NetworkSettings") or {})
+    mode = c.host_config.get("NetworkMode") or "bridge"
+    ns.setdefault("Bridge", "")
+    ns.setdefault("SandboxID", "")
+    ns.setdefault("SandboxKey", "")
+    ns.setdefault("Ports", {})
+    ns.setdefault("Networks", {})
+    if not ns["Networks"] and not mode.startswith("container:"):
+        note = {"bridge": "bridge networking is not set up yet: the container has an isolated network "
+                          "namespace with no interfaces but loopback (same as --network none)"}.get(mode, "")
+        ns["Networks"] = {mode: {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                                 "NetworkID": mode, "EndpointID": "", "Gateway": "", "IPAddress": "",
+                                 "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                                 "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None,
+                                 **({"Note": note} if note else {})}}
+    return ns
+
+
+def inspect(c: Container, paths: Paths) -> dict:
+    cfg = c.config
+    entry = list(cfg.get("Entrypoint") or [])
+    cmd = list(cfg.get("Cmd") or [])
+    argv = entry + cmd
+    if c.host_config.get("Init"):
+        argv = ["/sbin/docker-init", "--"] + argv
+    cdir = paths.container_dir(c.id)
+    hc = {k: v for k, v in c.host_config.items() if not k.startswith("_")}
+    return {
+        "Id": c.id, "Created": rfc3339(c.created), "Path": argv[0] if argv else "", "Args": argv[1:],
+        "State": _state(c), "Image": c.image_id,
+        "ResolvConfPath": str(cdir / "resolv.conf"), "HostnamePath": str(cdir / "hostname"),
+        "HostsPath": str(cdir / "hosts"), "LogPath": str(cdir / "ctr.log"), "Name": "/" + c.name,
+        "RestartCount": c.state.get("_RestartCount", 0), "Driver": "overlay2", "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "HostConfig": hc,
+        "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": str(cdir / "upper"),
+                                                     "WorkDir": str(cdir / "work"),
+                                                     "MergedDir": str(cdir / "merged")}},
+        "Mounts": public(c.spec.get("MountPoints") or []),
+        "Config": cfg,
+        "NetworkSettings": network_settings(c),
+    }
+
+
+def status_text(c: Container, now: float) -> str:
+    """`docker ps` STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created"."""
+    st = c.state
+    if st["Status"] == "running":
+        return f"Up {_ago(now - st['StartedAt'])}"
+    if st["Status"] == "paused":
+        return f"Up {_ago(now - st['StartedAt'])} (Paused)"
+    if st["Status"] == "restarting":
+        return f"Restarting ({st['ExitCode']}) {_ago(now - (st['FinishedAt'] or now))} ago"
+    if st["Status"] == "exited":
+        return f"Exited ({st['ExitCode']}) {_ago(now - (st['FinishedAt'] or now))} ago"
+    if st["Status"] == "removing":
+        return "Removal In Progress"
+    return st["Status"].capitalize()
+
+
+def _ago(seconds: float) -> str:
+    """Go's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def summary(c: Container, now: float) -> dict:
+    cfg = c.config
+    argv = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
+    if c.host_config.get("Init"):
+        argv = ["/sbin/docker-init", "--"] + argv
+    ns = network_settings(c)
+    ports = []
+    for spec, bindings in (ns.get("Ports") or {}).items():
+        port, _, proto = spec.partition("/")
+        for b in bindings or [None]:
+            entry = {"PrivatePort": int(port), "Type": proto or "tcp"}
+            if b:
+                entry.update({"IP": b.get("HostIp") or "0.0.0.0", "PublicPort": int(b.get("HostPort") or 0)})
+            ports.append(entry)
+    return {
+        "Id": c.id, "Names": ["/" + c.name], "Image": c.spec.get("ImageRef") or c.image_id, "ImageID": c.image_id,
+        "Command": " ".join(argv), "Created": int(c.created), "Ports": ports,
+        "Labels": cfg.get("Labels") or {}, "State": c.state["Status"], "Status": status_text(c, now),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
+        "NetworkSettings": {"Networks": ns.get("Networks") or {}},
+        "Mounts": public(c.spec.get("MountPoints") or []),
+    }

@@ -1,0 +1,78 @@
+"""Named and anonymous volumes: directories under <root>/volumes/<name>/_data (the `local` driver)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from nanovisor.engine.timefmt import rfc3339
+from nanovisor.errors import Conflict, InvalidParameter, no_such_volume
+from nanovisor.store.db import Database, dumps, loads
+
+_VALID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+class VolumeStore:
+    def __init__(self, root: Path, db: Database) -> None:
+        self.root = root
+        self.db = db
+
+    def path(self, name: str) -> Path:
+        return self.root / name / "_data"
+
+    def create(self, name: str | None = None, labels: dict | None = None, options: dict | None = None,
+               driver: str = "local", anonymous: bool = False) -> dict:
+        if driver not in ("local", ""):
+            raise InvalidParameter(f"volume driver {driver!r} is not supported (only local)")
+        if not name:
+            name = secrets.token_hex(32)
+            anonymous = True
+        if not _VALID.match(name):
+            raise InvalidParameter(f'create {name}: "{name}" includes invalid characters for a local volume '
+                                   f'name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass '
+                                   f"a host directory, use absolute path")
+        labels = dict(labels or {})
+        if anonymous:
+            labels.setdefault("com.docker.volume.anonymous", "")
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM volumes WHERE name = ?", (name,)).fetchone() is None:
+                conn.execute("INSERT INTO volumes (name, created, driver, labels, options) VALUES (?,?,?,?,?)",
+                             (name, time.time(), "local", dumps(labels), dumps(options or {})))
+                self.path(name).mkdir(parents=True, exist_ok=True)
+        return self.inspect(name)
+
+    def exists(self, name: str) -> bool:
+        return self.db.query_one("SELECT 1 FROM volumes WHERE name = ?", (name,)) is not None
+
+    def inspect(self, name: str) -> dict:
+        row = self.db.query_one("SELECT * FROM volumes WHERE name = ?", (name,))
+        if row is None:
+            raise no_such_volume(name)
+        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": str(self.path(row["name"])),
+                "CreatedAt": rfc3339(row["created"]).split(".")[0] + "Z", "Labels": loads(row["labels"]) or {},
+                "Scope": "local", "Options": loads(row["options"]) or {}}
+
+    def list(self) -> list[dict]:
+        return [self.inspect(r["name"]) for r in self.db.query("SELECT name FROM volumes ORDER BY name")]
+
+    def remove(self, name: str, users: list[str]) -> None:
+        """users: ids of containers that mount it (any state): Docker refuses then, even with force."""
+        if not self.exists(name):
+            raise no_such_volume(name)
+        if users:
+            raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+        self.db.execute("DELETE FROM volumes WHERE name = ?", (name,))
+        shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def size(self, name: str) -> int:
+        total = 0
+        for p in self.path(name).rglob("*"):
+            try:
+                if p.is_file() and not p.is_symlink():
+                    total += p.stat().st_size
+            except OSError:
+                pass
+        return total

@@ -1,0 +1,1 @@
+"""Image store: content-addressed blobs, manifests/configs, layers unpacked once (safe tar)."""

@@ -1,0 +1,1 @@
+"""nano images: small base images assembled from Debian packages on the host, no registry needed."""

@@ -1,0 +1,111 @@
+"""Netlink plumbing through pyroute2: bridges in the host namespace, veth pairs into container
+namespaces, addresses and routes inside them. Every call is idempotent so restore() can replay it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from nanovisor.network import nsutil
+
+EEXIST = 17
+ENODEV = 19
+ESRCH = 3
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def link_names() -> set[str]:
+    with IPRoute() as ipr:
+        return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+
+
+def sysctl(path: str, value: str) -> None:
+    with open(f"/proc/sys/{path}", "w") as f:
+        f.write(value)
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = 1500) -> None:
+    """Bridge up with the gateway address; route_localnet lets host connections to 127.0.0.1 be DNATed
+    onto it (as Docker does for the userland-proxy-less mode)."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            try:
+                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+            except NetlinkError as e:
+                if e.code != EEXIST:
+                    raise
+            idx = _index(ipr, name)
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=2)}
+        if (gateway, prefixlen) not in have:
+            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+        ipr.link("set", index=idx, state="up")
+    sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
+
+
+def delete_link(name: str) -> None:
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return
+        try:
+            ipr.link("del", index=idx)
+        except NetlinkError as e:
+            if e.code not in (ENODEV, ESRCH):
+                raise
+
+
+def add_endpoint(netns: Path, bridge: str, host_if: str, ifname: str, mac: str, ip: str, prefixlen: int,
+                 gateway: str | None, mtu: int = 1500) -> None:
+    """Create a veth pair with one end (ifname) directly inside netns and the other enslaved to bridge,
+    then address it and, when gateway is given, make it the default route."""
+    with IPRoute() as ipr:
+        if _index(ipr, host_if) is not None:
+            ipr.link("del", index=_index(ipr, host_if))  # leftover from a crash: start clean
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ipr.link("add", ifname=host_if, kind="veth", mtu=mtu,
+                     peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu})
+        finally:
+            os.close(fd)
+        idx = _index(ipr, host_if)
+        ipr.link("set", index=idx, master=_index(ipr, bridge), state="up")
+
+    def inside() -> None:
+        with IPRoute() as ipr:
+            idx = _index(ipr, ifname)
+            ipr.addr("add", index=idx, address=ip, prefixlen=prefixlen)
+            ipr.link("set", index=idx, state="up")
+            if gateway:
+                ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+    nsutil.in_netns(netns, inside)
+
+
+def lo_up() -> None:
+    with IPRoute() as ipr:
+        ipr.link("set", index=_index(ipr, "lo"), state="up")
+
+
+def ns_links(netns: Path) -> set[str]:
+    return nsutil.in_netns(netns, link_names)
+
+
+def set_default_route(netns: Path, ifname: str, gateway: str | None) -> None:
+    """Point the namespace's default route at gateway via ifname, or drop it when gateway is None."""
+    def inside() -> None:
+        with IPRoute() as ipr:
+            if gateway is None:
+                try:
+                    ipr.route("del", dst="0.0.0.0/0")
+                except NetlinkError:
+                    pass
+            else:
+                ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=_index(ipr, ifname))
+    nsutil.in_netns(netns, inside)

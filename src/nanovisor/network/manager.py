@@ -1,0 +1,382 @@
+"""NetworkManager: what the engine calls around a container's life.
+
+Order (see README in this package): create_netns before the runtime creates the container (its config
+joins that path), attach before start, detach + delete_netns after exit, restore when `serve` starts.
+Each container gets one veth per network (container side eth0, eth1, ... created directly in its
+namespace), an address from the network's subnet, the default route through its first non-internal
+network, its published ports as DNAT rules, and its DNS sockets (127.0.0.11:53 in its namespace) held
+by netd.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+from pathlib import Path
+
+from nanovisor.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
+from nanovisor.network import files, ipam, links, netd, nsutil, ports
+from nanovisor.network.model import EndpointRec, NetRec
+from nanovisor.network.networks import Networks, _env_flag, host_lock
+from nanovisor.paths import Paths
+from nanovisor.store.db import Database
+
+EMPTY_EP = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+            "GwPriority": 0, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+
+
+def _mac(ip: str) -> str:
+    """Docker's classic 02:42 + IPv4 scheme: stable, unique on a bridge, readable."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+class NetworkManager(Networks):
+    def __init__(self, paths: Paths, db: Database, *, outbound: bool | None = None,
+                 dns_forward: bool | None = None) -> None:
+        super().__init__(paths, db, outbound=outbound)
+        self.dns_forward = _env_flag("NANOVISOR_DNS_FORWARD") if dns_forward is None else dns_forward
+        self.netd = netd.Client(paths.run, paths.db)
+
+    # namespaces --------------------------------------------------------------------------------------
+    def netns_path(self, container_id: str) -> str:
+        return str(self.paths.netns / container_id)
+
+    def create_netns(self, container_id: str) -> str:
+        path = self.paths.netns / container_id
+        nsutil.create(path, links.lo_up)
+        return str(path)
+
+    def delete_netns(self, container_id: str) -> None:
+        nsutil.delete(self.paths.netns / container_id)
+
+    def lookup_netns(self, container_id: str) -> str | None:
+        """For --network container:X: X's namespace path if it has a live one (the engine resolves X)."""
+        path = self.paths.netns / container_id
+        return str(path) if path.exists() and nsutil.is_mountpoint(path) else None
+
+    # attach / detach ---------------------------------------------------------------------------------
+    def attach(self, container_id: str, netns_path: str, host_config: dict, networking_config: dict,
+               hostname: str, exposed_ports: dict, name: str | None = None) -> dict:
+        hc = host_config or {}
+        mode = hc.get("NetworkMode") or "default"
+        extra = files.parse_extra_hosts(hc.get("ExtraHosts"))
+        if mode == "host":
+            return {"NetworkSettings": self._settings({"host": dict(EMPTY_EP, NetworkID=self.get("host").id)}, {}),
+                    "hosts": files.host_hosts(extra), "resolv_conf": self._read("/etc/resolv.conf")}
+        if mode.startswith("container:"):
+            return {"NetworkSettings": self._settings({}, {}), "hosts": None, "resolv_conf": None}
+        self.detach(container_id)  # a restart: start from nothing
+        sandbox = {"netns": netns_path, "hostname": hostname, "name": self._container_name(container_id, name),
+                   "extra": extra, "dns": hc.get("Dns") or [], "dns_search": hc.get("DnsSearch") or [],
+                   "dns_options": hc.get("DnsOptions") or [], "domain": "", "next_if": 0,
+                   "exposed": exposed_ports or {}, "bindings": hc.get("PortBindings") or {}}
+        if mode == "none":
+            self.store.put_sandbox(container_id, sandbox)
+            eps = {"none": dict(EMPTY_EP, NetworkID=self.get("none").id)}
+            return {"NetworkSettings": self._settings(eps, {}, netns_path),
+                    "hosts": files.hosts(hostname, [], extra), "resolv_conf": self._resolv(sandbox, embedded=False)}
+        primary = "bridge" if mode in ("default", "bridge") else mode
+        wanted = dict((networking_config or {}).get("EndpointsConfig") or {})
+        order = [primary] + [k for k in wanted if k != primary and self.get(k).id != self.get(primary).id]
+        try:
+            self.store.put_sandbox(container_id, sandbox)
+            for ref in order:
+                self._add_endpoint(container_id, ref, wanted.get(ref) or {}, sandbox)
+            self._publish(container_id, hc, exposed_ports)
+            self.sync_rules()
+            self._hold_dns(container_id, sandbox)
+        except Exception:
+            self.detach(container_id)
+            raise
+        return self.files_and_settings(container_id)
+
+    def detach(self, container_id: str) -> None:
+        eps = self.store.endpoints(container_id=container_id)
+        had_ports = bool(self.store.ports(container_id))
+        for ep in eps:
+            links.delete_link(ep.spec["HostIf"])
+        with self.db.transaction():
+            for ep in eps:
+                self.store.delete_endpoint(ep.network_id, container_id)
+            self.store.delete_ports(container_id)
+            self.store.delete_sandbox(container_id)
+        self.netd.release(container_id)
+        if had_ports:
+            self.sync_rules()
+
+    # connect / disconnect (running containers) -------------------------------------------------------
+    def connect(self, network: str, container_id: str, endpoint_config: dict | None = None) -> dict:
+        """Returns the new files and settings, as attach does (the engine rewrites /etc/hosts)."""
+        net = self.get(network)
+        if net.spec["Driver"] != "bridge":
+            raise Forbidden("container cannot be disconnected from host network or connected to host network")
+        sandbox = self.store.sandbox(container_id)
+        if sandbox is None or not self.store.endpoints(container_id=container_id):
+            raise Conflict(f"container {container_id} is not running on a bridge network")
+        self._add_endpoint(container_id, net.id, endpoint_config or {}, sandbox)
+        self.sync_rules()
+        return self.files_and_settings(container_id)
+
+    def disconnect(self, network: str, container_id: str, force: bool = False) -> dict:
+        net = self.get(network)
+        eps = {ep.network_id: ep for ep in self.store.endpoints(container_id=container_id)}
+        if net.id not in eps:
+            if force:
+                return self.files_and_settings(container_id)
+            raise NotFound(f"container {container_id} is not connected to network {net.name}")
+        ep = eps.pop(net.id)
+        links.delete_link(ep.spec["HostIf"])
+        self.store.delete_endpoint(net.id, container_id)
+        if ep.spec.get("Gateway"):
+            sandbox = self.store.sandbox(container_id) or {}
+            self._pick_gateway(container_id, sandbox.get("netns"))
+        self.sync_rules()
+        return self.files_and_settings(container_id)
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        """Container renamed: its DNS name follows."""
+        old = (self.store.sandbox(container_id) or {}).get("name")
+        for ep in self.store.endpoints(container_id=container_id):
+            if ep.spec.get("DNSNames") and old:
+                ep.spec["DNSNames"] = [new_name.lstrip("/") if n == old else n for n in ep.spec["DNSNames"]]
+            ep.spec["Name"] = new_name.lstrip("/")
+            self.store.update_endpoint(ep)
+        sandbox = self.store.sandbox(container_id)
+        if sandbox:
+            sandbox["name"] = new_name.lstrip("/")
+            self.store.put_sandbox(container_id, sandbox)
+
+    # restore / teardown ------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """After a reboot or a `serve` restart: bridges for every network, endpoints of containers whose
+        namespace still lives, their sockets in netd, and the ruleset; containers whose namespace is gone
+        are detached. Safe to call any number of times."""
+        present = links.link_names()
+        for n in self.store.networks():
+            if n.spec["Driver"] == "bridge" and (not n.is_default or n.bridge in present
+                                                  or self.store.endpoints(network_id=n.id)):
+                self._materialize_quiet(n)
+        held = (self.netd.request({"op": "list"}, spawn=False) or {}).get("held", {})
+        for cid, sandbox in self.store.sandboxes().items():
+            netns = sandbox.get("netns")
+            if not netns or not Path(netns).exists() or not nsutil.is_mountpoint(Path(netns)):
+                self.detach(cid)
+                continue
+            inside = links.ns_links(Path(netns))
+            for ep in self.store.endpoints(container_id=cid):
+                if ep.spec["HostIf"] not in present or ep.spec["IfName"] not in inside:
+                    net = self.store.network(ep.network_id)
+                    self._plumb(net, ep, Path(netns))
+            if cid not in held:
+                socks = self._rereserve(cid)
+                self._hold_dns(cid, sandbox, socks)
+        self.sync_rules()
+
+    def teardown(self) -> None:
+        """Remove every kernel object and process of this root (not the database): tests, uninstall."""
+        for cid in list(self.store.sandboxes()):
+            self.detach(cid)
+            self.delete_netns(cid)
+        for n in self.store.networks():
+            if n.spec["Driver"] == "bridge":
+                links.delete_link(n.bridge)
+        self.sync_rules()
+        self.netd.stop()
+        if self.paths.netns.exists() and nsutil.is_mountpoint(self.paths.netns):
+            if not any(self.paths.netns.iterdir()):
+                nsutil.umount(str(self.paths.netns))
+
+    # internals ---------------------------------------------------------------------------------------
+    def _materialize_quiet(self, n: NetRec) -> None:
+        prefix = ipaddress.IPv4Network(n.spec["Subnet"]).prefixlen
+        links.ensure_bridge(n.bridge, n.spec["Gateway"], prefix, n.spec.get("MTU", 1500))
+        if self.outbound and not n.spec.get("Internal"):
+            links.sysctl("net/ipv4/ip_forward", "1")
+
+    def _container_name(self, cid: str, name: str | None) -> str:
+        if name:
+            return name.lstrip("/")
+        try:
+            row = self.db.query_one("SELECT name FROM containers WHERE id = ?", (cid,))
+        except Exception:
+            row = None
+        return row["name"].lstrip("/") if row else cid[:12]
+
+    def _add_endpoint(self, cid: str, ref: str, conf: dict, sandbox: dict) -> EndpointRec:
+        net = self.get(ref)
+        if net.spec["Driver"] != "bridge":
+            raise InvalidParameter(f"container cannot be connected to network {net.name} and to other networks")
+        if net.is_default and (conf.get("Aliases") or []):
+            raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+        want_ip = ((conf.get("IPAMConfig") or {}).get("IPv4Address") or "").strip()
+        if want_ip and not net.spec.get("UserSubnet"):
+            raise InvalidParameter("user specified IP address is supported only when connecting to networks "
+                                   "with user configured subnets")
+        if not net.is_default or net.bridge not in links.link_names():
+            with host_lock():
+                self._materialize_quiet(net)
+        subnet = ipaddress.IPv4Network(net.spec["Subnet"])
+        ifname = f"eth{sandbox['next_if']}"
+        with self.db.transaction():
+            existing = self.store.endpoints(container_id=cid)
+            if any(e.network_id == net.id for e in existing):
+                raise Forbidden(f"endpoint with name {sandbox['name']} already exists in network {net.name}")
+            used = {ipaddress.IPv4Address(e.ip) for e in self.store.endpoints(network_id=net.id)}
+            used.add(ipaddress.IPv4Address(net.spec["Gateway"]))
+            if want_ip:
+                ip = ipam.request(subnet, ipam.parse_addr(want_ip), used)
+            else:
+                rng = ipaddress.IPv4Network(net.spec["IPRange"]) if net.spec.get("IPRange") else None
+                ip = ipam.allocate(subnet, rng, used)
+            gateway = not net.spec.get("Internal") and not any(e.spec.get("Gateway") for e in existing)
+            aliases = list(conf.get("Aliases") or [])
+            dns_names = None if net.is_default else [sandbox["name"], *aliases, cid[:12]]
+            ep = EndpointRec(net.id, cid, str(ip), {
+                "EndpointID": hashlib.sha256(f"{net.id}/{cid}/{ip}".encode()).hexdigest(),
+                "MacAddress": _mac(str(ip)), "IfName": ifname, "Name": sandbox["name"],
+                "HostIf": "nv" + hashlib.sha256(f"{self.roothash}/{net.id}/{cid}".encode()).hexdigest()[:12],
+                "Aliases": aliases or None, "DNSNames": dns_names, "Gateway": gateway,
+                "IPAMConfig": conf.get("IPAMConfig") or None})
+            self.store.add_endpoint(ep)
+            sandbox["next_if"] += 1
+            self.store.put_sandbox(cid, sandbox)
+        self._plumb(net, ep, Path(sandbox["netns"]))
+        return ep
+
+    def _plumb(self, net: NetRec, ep: EndpointRec, netns: Path) -> None:
+        prefix = ipaddress.IPv4Network(net.spec["Subnet"]).prefixlen
+        try:
+            links.add_endpoint(netns, net.bridge, ep.spec["HostIf"], ep.spec["IfName"], ep.spec["MacAddress"],
+                               ep.ip, prefix, net.spec["Gateway"] if ep.spec.get("Gateway") else None,
+                               net.spec.get("MTU", 1500))
+        except Exception as e:
+            links.delete_link(ep.spec["HostIf"])
+            raise SystemError_(f"failed to set up container networking: {e}") from e
+
+    def _pick_gateway(self, cid: str, netns: str | None) -> None:
+        """After the gateway network left: the next non-internal network becomes the default route."""
+        for ep in self.store.endpoints(container_id=cid):
+            net = self.store.network(ep.network_id)
+            if net and not net.spec.get("Internal"):
+                ep.spec["Gateway"] = True
+                self.store.update_endpoint(ep)
+                if netns:
+                    links.set_default_route(Path(netns), ep.spec["IfName"], net.spec["Gateway"])
+                return
+
+    def _publish(self, cid: str, hc: dict, exposed: dict) -> None:
+        wants = ports.wanted(hc.get("PortBindings"), bool(hc.get("PublishAllPorts")), exposed)
+        if not wants:
+            return
+        if not any(e.spec.get("Gateway") for e in self.store.endpoints(container_id=cid)):
+            return  # only internal networks: nothing can reach a published port (Docker skips them too)
+        socks: list[tuple[str, socket.socket]] = []
+        try:
+            with self.db.transaction():
+                taken = self.store.ports()
+                for w in wants:
+                    try:
+                        port, s = ports.reserve(w, taken)
+                    except OSError as e:
+                        ep = self.store.endpoints(container_id=cid)[0]
+                        raise SystemError_(
+                            f"driver failed programming external connectivity on endpoint {ep.spec['Name']} "
+                            f"({ep.spec['EndpointID']}): Bind for {w.host_ip or '0.0.0.0'}:{w.low or 0} failed: "
+                            f"port is already allocated" if e.errno == 98 else
+                            f"driver failed programming external connectivity: {e}") from e
+                    socks.append(("port", s))
+                    m = {"proto": w.proto, "host_ip": w.host_ip, "host_port": port, "container_id": cid,
+                         "port": w.port}
+                    self.store.add_port(m)
+                    taken.append(m)
+            if socks:
+                self.netd.hold(cid, socks, upstreams=[])
+        finally:
+            for _, s in socks:
+                s.close()
+
+    def _rereserve(self, cid: str) -> list[tuple[str, socket.socket]]:
+        out = []
+        for p in self.store.ports(cid):
+            try:
+                _, s = ports.reserve(ports.Want(p["proto"], p["port"], p["host_ip"], p["host_port"],
+                                                p["host_port"]), [])
+                out.append(("port", s))
+            except OSError:
+                continue  # someone took it meanwhile; the DNAT rule still wins
+        return out
+
+    def _hold_dns(self, cid: str, sandbox: dict, extra: list[tuple[str, socket.socket]] = ()) -> None:
+        """Bind 127.0.0.11:53 (UDP+TCP) inside the container's namespace and hand the sockets to netd."""
+        def bind() -> list[tuple[str, socket.socket]]:
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind((files.EMBEDDED_DNS, 53))
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind((files.EMBEDDED_DNS, 53))
+            t.listen(16)
+            return [("dns-udp", u), ("dns-tcp", t)]
+        socks = list(extra)
+        try:
+            if self._embedded(cid):
+                socks += nsutil.in_netns(sandbox["netns"], bind)
+            if socks:
+                ups = files.upstreams(sandbox.get("dns") or []) if self.dns_forward else []
+                self.netd.hold(cid, socks, ups)
+        finally:
+            for _, s in socks:
+                s.close()
+
+    def _embedded(self, cid: str) -> bool:
+        return any(not (self.store.network(e.network_id) or NetRec("", "", 0, {"Default": True})).is_default
+                   for e in self.store.endpoints(container_id=cid))
+
+    def _resolv(self, sandbox: dict, embedded: bool) -> str:
+        return files.resolv(embedded, sandbox.get("dns") or [], sandbox.get("dns_search") or [],
+                            sandbox.get("dns_options") or [])
+
+    @staticmethod
+    def _read(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+
+    def files_and_settings(self, cid: str) -> dict:
+        """NetworkSettings + /etc/hosts + /etc/resolv.conf for a container as attached now."""
+        sandbox = self.store.sandbox(cid) or {}
+        eps, gw_ip = {}, []
+        for ep in self.store.endpoints(container_id=cid):
+            net = self.store.network(ep.network_id)
+            if net is None:
+                continue
+            eps[net.name] = dict(EMPTY_EP, IPAMConfig=ep.spec.get("IPAMConfig"), Aliases=ep.spec.get("Aliases"),
+                                 MacAddress=ep.spec["MacAddress"], NetworkID=net.id,
+                                 EndpointID=ep.spec["EndpointID"], Gateway=net.spec["Gateway"], IPAddress=ep.ip,
+                                 IPPrefixLen=ipaddress.IPv4Network(net.spec["Subnet"]).prefixlen,
+                                 DNSNames=ep.spec.get("DNSNames"))
+            gw_ip.append(ep.ip)
+        mapped = self.store.ports(cid)
+        port_map = ports.port_map(sandbox.get("exposed"), sandbox.get("bindings"), mapped)
+        extra = [(ip, name) for ip, name in sandbox.get("extra", [])]
+        extra = [(self._host_gateway(eps) if ip == "host-gateway" else ip, name) for ip, name in extra]
+        return {"NetworkSettings": self._settings(eps, port_map, sandbox.get("netns", "")),
+                "hosts": files.hosts(sandbox.get("hostname", cid[:12]), gw_ip, extra, sandbox.get("domain", "")),
+                "resolv_conf": self._resolv(sandbox, self._embedded(cid))}
+
+    @staticmethod
+    def _host_gateway(eps: dict) -> str:
+        return next((e["Gateway"] for e in eps.values() if e["Gateway"]), "127.0.0.1")
+
+    @staticmethod
+    def _settings(eps: dict, port_map: dict, sandbox_key: str = "") -> dict:
+        b = eps.get("bridge") or {}
+        return {"Bridge": "", "SandboxID": hashlib.sha256(sandbox_key.encode()).hexdigest() if sandbox_key else "",
+                "SandboxKey": sandbox_key, "HairpinMode": False, "LinkLocalIPv6Address": "",
+                "LinkLocalIPv6PrefixLen": 0, "Ports": port_map, "SecondaryIPAddresses": None,
+                "SecondaryIPv6Addresses": None, "EndpointID": b.get("EndpointID", ""), "Gateway": b.get("Gateway", ""),
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": b.get("IPAddress", ""),
+                "IPPrefixLen": b.get("IPPrefixLen", 0), "IPv6Gateway": "", "MacAddress": b.get("MacAddress", ""),
+                "Networks": eps}

@@ -1,0 +1,121 @@
+"""Published ports: from HostConfig.PortBindings / PublishAllPorts + ExposedPorts to concrete host ports.
+
+The kernel is the allocator: each chosen host port is bound by a plain socket (never listening, DNAT takes
+the traffic first) which netd keeps open while the container lives. A port held by any other program or
+container therefore fails exactly like Docker's "port is already allocated", and `-P` gets a free
+ephemeral port by binding port 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from nanovisor.errors import InvalidParameter
+
+PROTOS = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM, "sctp": socket.SOCK_SEQPACKET}
+
+
+@dataclass
+class Want:
+    proto: str
+    port: int                # container port
+    host_ip: str             # "" = all addresses
+    low: int                 # host port range; 0 = ephemeral
+    high: int
+
+
+def parse_port_key(key: str) -> tuple[int, int, str]:
+    """"80/tcp" | "80" | "8000-8010/udp" -> (first, last, proto)."""
+    spec, _, proto = key.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in PROTOS:
+        raise InvalidParameter(f"invalid proto: {proto}")
+    lo, hi = _range(spec, key)
+    if lo == 0:
+        raise InvalidParameter(f"invalid containerPort: {spec}")
+    return lo, hi, proto
+
+
+def _range(text: str, whole: str) -> tuple[int, int]:
+    try:
+        lo, _, hi = text.partition("-")
+        a, b = int(lo), int(hi or lo)
+    except ValueError as e:
+        raise InvalidParameter(f"invalid port specification: \"{whole}\"") from e
+    if not (0 <= a <= 65535 and 0 <= b <= 65535) or b < a:
+        raise InvalidParameter(f"invalid port specification: \"{whole}\"")
+    return a, b
+
+
+def wanted(bindings: dict | None, publish_all: bool, exposed: dict | None) -> list[Want]:
+    out: list[Want] = []
+    bound: set[tuple[int, str]] = set()
+    for key, entries in (bindings or {}).items():
+        lo, hi, proto = parse_port_key(key)
+        for entry in entries or [{}]:
+            entry = entry or {}
+            host_ip = (entry.get("HostIp") or "").strip("[]")
+            if host_ip:
+                try:
+                    if ipaddress.ip_address(host_ip).version != 4:
+                        continue  # IPv6 host addresses: not supported yet, skipped like Docker without ipv6
+                except ValueError as e:
+                    raise InvalidParameter(f"invalid IP address: {host_ip}") from e
+            if host_ip == "0.0.0.0":
+                host_ip = ""
+            hlo, hhi = _range(entry.get("HostPort") or "0", entry.get("HostPort") or "")
+            for i, port in enumerate(range(lo, hi + 1)):
+                if hlo and hhi - hlo == hi - lo and hi > lo:   # 8000-8001:80-81 maps one to one
+                    out.append(Want(proto, port, host_ip, hlo + i, hlo + i))
+                else:
+                    out.append(Want(proto, port, host_ip, hlo, hhi))
+                bound.add((port, proto))
+    if publish_all:
+        for key in exposed or {}:
+            lo, hi, proto = parse_port_key(key)
+            for port in range(lo, hi + 1):
+                if (port, proto) not in bound:
+                    out.append(Want(proto, port, "", 0, 0))
+    return out
+
+
+def _conflicts(proto: str, ip: str, port: int, taken: list[dict]) -> bool:
+    return any(t["proto"] == proto and t["host_port"] == port and (not ip or not t["host_ip"] or ip == t["host_ip"])
+               for t in taken)
+
+
+def reserve(want: Want, taken: list[dict]) -> tuple[int, socket.socket]:
+    """Bind a host port for want (trying its range in order); returns (port, reservation socket).
+    Raises OSError(EADDRINUSE) when none is free."""
+    if want.low == 0:
+        s = socket.socket(socket.AF_INET, PROTOS[want.proto])
+        s.bind((want.host_ip or "0.0.0.0", 0))
+        return s.getsockname()[1], s
+    last: OSError | None = None
+    for port in range(want.low, want.high + 1):
+        if _conflicts(want.proto, want.host_ip, port, taken):
+            last = OSError(98, "port is already allocated")
+            continue
+        s = socket.socket(socket.AF_INET, PROTOS[want.proto])
+        try:
+            s.bind((want.host_ip or "0.0.0.0", port))
+            return port, s
+        except OSError as e:
+            s.close()
+            last = e
+    raise last or OSError(98, "port is already allocated")
+
+
+def port_map(exposed: dict | None, bindings: dict | None, mapped: list[dict]) -> dict:
+    """NetworkSettings.Ports: every exposed/bound port, with its host bindings or null."""
+    out: dict[str, list | None] = {}
+    for key in list(exposed or {}) + list(bindings or {}):
+        lo, hi, proto = parse_port_key(key)
+        for port in range(lo, hi + 1):
+            out.setdefault(f"{port}/{proto}", None)
+    for m in mapped:
+        key = f"{m['port']}/{m['proto']}"
+        out[key] = (out.get(key) or []) + [{"HostIp": m["host_ip"] or "0.0.0.0", "HostPort": str(m["host_port"])}]
+    return out

@@ -1,0 +1,46 @@
+"""The Runtime protocol: the one seam between the engine and an isolation technology.
+
+Every backend takes the same OCI bundle. Process isolation (runc, crun) and VM isolation (nanovisor-vm) are
+both OCI-runtime command lines monitored by conmon, so one implementation (oci.OCIRuntime) serves them all;
+a backend that is not a runc-compatible binary would implement this protocol directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass
+class CreateOptions:
+    log_path: Path
+    exit_dir: Path
+    log_size_max: int = -1          # bytes; -1 = unlimited
+    stdin: bool = False
+    tty: bool = False
+    exit_command: list[str] | None = None
+
+
+@dataclass
+class Created:
+    pid: int            # the container's main process as seen from the host
+    monitor_pid: int    # conmon: holds stdio, writes logs and the exit file
+
+
+class Runtime(Protocol):
+    name: str
+
+    def available(self) -> bool: ...
+    def create(self, cid: str, bundle: Path, opts: CreateOptions) -> Created: ...
+    def start(self, cid: str) -> None: ...
+    def kill(self, cid: str, signal: str, all_processes: bool = False) -> None: ...
+    def delete(self, cid: str, force: bool = False) -> None: ...
+    def state(self, cid: str) -> dict | None: ...
+    def pause(self, cid: str) -> None: ...
+    def resume(self, cid: str) -> None: ...
+    def pids(self, cid: str) -> list[int]: ...
+    def stats(self, cid: str) -> dict: ...
+    def exec_command(self, cid: str, process_file: Path, tty: bool, detach: bool,
+                     console_socket: Path | None, pid_file: Path | None) -> list[str]: ...
+    def describe(self) -> dict: ...

@@ -1,0 +1,132 @@
+"""Split an OCI bundle's config.json between the host and the guest.
+
+Host side: bind mounts (volumes, binds, resolv.conf/hosts) are mounted into the rootfs inside virtiofsd's private
+mount namespace, so the guest sees them through the one virtio-fs share. Guest side: everything else (proc, sysfs,
+tmpfs, devpts, mqueue, cgroup) plus the process description, encoded for the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# MS_* flags, as runc maps mount options
+_FLAGS = {
+    "ro": (1, True), "rw": (1, False), "nosuid": (2, True), "suid": (2, False), "nodev": (4, True),
+    "dev": (4, False), "noexec": (8, True), "exec": (8, False), "sync": (16, True), "async": (16, False),
+    "remount": (32, True), "mand": (64, True), "nomand": (64, False), "dirsync": (128, True),
+    "noatime": (1024, True), "atime": (1024, False), "nodiratime": (2048, True), "diratime": (2048, False),
+    "bind": (4096, True), "rbind": (4096 | 16384, True), "relatime": (1 << 21, True),
+    "norelatime": (1 << 21, False), "strictatime": (1 << 24, True), "nostrictatime": (1 << 24, False),
+}
+_PROPAGATION = {"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}
+DEFAULT_MEM_MIB = 256
+GUEST_OVERHEAD_MIB = 48  # kernel + agent + page cache headroom on top of the container's --memory
+
+
+def mount_flags(options: list[str]) -> tuple[int, str]:
+    flags, data = 0, []
+    for o in options:
+        if o in _FLAGS:
+            bit, on = _FLAGS[o]
+            flags = flags | bit if on else flags & ~bit
+        elif o in _PROPAGATION or o in ("tmpcopyup", "rro", "idmap", "ridmap"):
+            continue
+        else:
+            data.append(o)
+    return flags, ",".join(data)
+
+
+@dataclass
+class HostBind:
+    source: str
+    destination: str
+    readonly: bool
+    recursive: bool
+
+
+@dataclass
+class Plan:
+    rootfs: Path
+    readonly_root: bool
+    binds: list[HostBind] = field(default_factory=list)
+    create: list[tuple[str, str]] = field(default_factory=list)   # agent kv for CREATE
+    tty: bool = False
+    mem_mib: int = DEFAULT_MEM_MIB
+    cpus: int = 1
+
+
+def is_bind(m: dict) -> bool:
+    opts = m.get("options") or []
+    return m.get("type") == "bind" or "bind" in opts or "rbind" in opts
+
+
+def is_host_bind(m: dict) -> bool:
+    # /dev/shm shared with the host would be a virtio-fs file: the guest gets its own tmpfs instead
+    return is_bind(m) and m.get("destination") != "/dev/shm"
+
+
+def process_kv(proc: dict) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = [("arg", a) for a in proc.get("args") or []]
+    pairs += [("env", e) for e in proc.get("env") or []]
+    pairs.append(("cwd", proc.get("cwd") or "/"))
+    user = proc.get("user") or {}
+    pairs += [("uid", str(user.get("uid", 0))), ("gid", str(user.get("gid", 0)))]
+    groups = user.get("additionalGids") or []
+    pairs.append(("groups", ",".join(str(g) for g in groups)))
+    if user.get("umask") is not None:
+        pairs.append(("umask", oct(user["umask"])[2:]))
+    if proc.get("terminal"):
+        pairs.append(("tty", "1"))
+        size = proc.get("consoleSize") or {}
+        if size.get("height") and size.get("width"):
+            pairs.append(("winsize", f"{size['height']} {size['width']}"))
+    return pairs
+
+
+def plan(bundle: Path) -> Plan:
+    spec = json.loads((bundle / "config.json").read_text())
+    root = spec.get("root") or {}
+    rootfs = Path(root.get("path") or "rootfs")
+    if not rootfs.is_absolute():
+        rootfs = bundle / rootfs
+    if not rootfs.is_dir():
+        raise FileNotFoundError(f"rootfs ({rootfs}) does not exist")
+    proc = spec.get("process") or {}
+    p = Plan(rootfs=rootfs, readonly_root=bool(root.get("readonly")), tty=bool(proc.get("terminal")))
+    kvs = process_kv(proc)
+    if spec.get("hostname"):
+        kvs.append(("hostname", spec["hostname"]))
+    if p.readonly_root:
+        kvs.append(("root.ro", "1"))
+    for m in spec.get("mounts") or []:
+        dest = m.get("destination", "")
+        if not dest.startswith("/"):
+            dest = "/" + dest
+        opts = m.get("options") or []
+        if is_host_bind(m):
+            p.binds.append(HostBind(m.get("source", ""), dest, "ro" in opts, "rbind" in opts))
+            continue
+        fstype = m.get("type") or "tmpfs"
+        if is_bind(m):  # /dev/shm bind: a private tmpfs in the guest
+            fstype, opts = "tmpfs", ["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"]
+        flags, data = mount_flags(opts)
+        src = m.get("source") or fstype
+        kvs.append(("mount", "\x1f".join([src, dest, fstype, str(flags), data])))
+    linux = spec.get("linux") or {}
+    kvs += [("masked", x) for x in linux.get("maskedPaths") or []]
+    kvs += [("readonly", x) for x in linux.get("readonlyPaths") or []]
+    kvs += [("sysctl", f"{k}={v}") for k, v in (linux.get("sysctl") or {}).items()]
+    p.create = kvs
+    res = linux.get("resources") or {}
+    limit = (res.get("memory") or {}).get("limit")
+    if limit and limit > 0:
+        p.mem_mib = max(64, math.ceil(limit / (1 << 20)) + GUEST_OVERHEAD_MIB)
+    cpu = res.get("cpu") or {}
+    quota, period = cpu.get("quota"), cpu.get("period")
+    if quota and quota > 0 and period:
+        p.cpus = max(1, min(os.cpu_count() or 1, math.ceil(quota / period)))
+    return p

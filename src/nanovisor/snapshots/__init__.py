@@ -1,0 +1,1 @@
+"""Overlayfs snapshotter: a container's rootfs = read-only image layers + its own writable upper dir."""

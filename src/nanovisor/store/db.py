@@ -1,0 +1,136 @@
+"""One SQLite database per engine root.
+
+WAL lets the embedded CLI and `serve` read while the other writes; `transaction()` takes the write lock
+up front (BEGIN IMMEDIATE) so read-modify-write sequences never interleave between processes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    config TEXT NOT NULL,        -- Docker-shaped: {"Config": ..., "HostConfig": ..., "NetworkingConfig": ...}
+    state TEXT NOT NULL          -- Docker-shaped State plus private keys (ConmonPid, StartSeq, ...)
+);
+CREATE TABLE IF NOT EXISTS execs (
+    id TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,         -- "sha256:<config digest>"
+    created REAL NOT NULL,
+    config TEXT NOT NULL,        -- the image config JSON (OCI/Docker)
+    manifest TEXT,               -- the manifest JSON it came with, if any
+    size INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS image_refs (
+    ref TEXT PRIMARY KEY,        -- "repo:tag" or "repo@sha256:..."
+    image_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layers (
+    diff_id TEXT PRIMARY KEY,    -- "sha256:<uncompressed digest>"
+    size INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    driver TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    options TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    attributes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class Database:
+    """Thread-safe handle: one sqlite3 connection per thread, all on the same file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; nested use joins the outer one."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield conn
+            return
+        for attempt in range(100):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:  # busy beyond busy_timeout: retry a little
+                if "locked" not in str(e) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self._conn().execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        """A single-statement write (autocommits unless inside transaction())."""
+        return self._conn().execute(sql, params)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def loads(text: str | None) -> Any:
+    return json.loads(text) if text else None

@@ -1,0 +1,125 @@
+"""Raw HTTP over the API unix socket, for checks below the client libraries (headers, statuses)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STARTUP_DEADLINE = 60.0
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """Raw HTTP over the API socket, for checks below the client libraries (headers, statuses)."""
+
+    def __init__(self, path: str, timeout: float = 60) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def api_request(sock: str, method: str, path: str, body=None, headers=None):
+    """(status, headers, parsed JSON or raw bytes) for one request."""
+    conn = UnixHTTPConnection(sock)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        if (resp.getheader("Content-Type") or "").startswith("application/json") and data:
+            try:
+                return resp.status, resp.headers, json.loads(data)
+            except ValueError:
+                pass
+        return resp.status, resp.headers, data
+    finally:
+        conn.close()
+
+
+SPEC_PATH = "/work/shared/specs/docker-engine-api-v1.56.yaml"
+_spec_cache: dict = {}
+
+
+def _nullable(schema):
+    """Swagger 2.0's x-nullable becomes JSON Schema's type [T, "null"]."""
+    if isinstance(schema, dict):
+        out = {k: _nullable(v) for k, v in schema.items()}
+        if out.get("x-nullable") and isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+        return out
+    if isinstance(schema, list):
+        return [_nullable(v) for v in schema]
+    return schema
+
+
+def response_validator(path: str, method: str = "get", status: int = 200):
+    """A jsonschema validator for one documented response of the Engine API spec."""
+    import os
+
+    import jsonschema
+    import yaml
+
+    spec_file = os.environ.get("NANOVISOR_API_SPEC", SPEC_PATH)
+    if spec_file not in _spec_cache:
+        with open(spec_file) as f:
+            _spec_cache[spec_file] = _nullable(yaml.safe_load(f))
+    spec = _spec_cache[spec_file]
+    schema = spec["paths"][path][method]["responses"][status]["schema"]
+    return jsonschema.Draft4Validator({**schema, "definitions": spec["definitions"]})
+
+
+class ServeProcess:
+    """One `python -m nanovisor --root ROOT serve --host ...` child."""
+
+    def __init__(self, root: Path, hosts: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        cmd = [sys.executable, "-m", "nanovisor", "--root", str(root), "serve"]
+        for h in hosts:
+            cmd += ["--host", h]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, sock: str | None = None, tcp: tuple[str, int] | None = None) -> None:
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if sock:
+                    conn = UnixHTTPConnection(sock, timeout=5)
+                else:
+                    conn = http.client.HTTPConnection(*tcp, timeout=5)
+                conn.request("GET", "/_ping")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"serve did not answer /_ping:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode

@@ -1,0 +1,16 @@
+"""Fresh engine roots for nano image builds (real SQLite, real layer dirs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nanovisor.images.store import ImageStore
+from nanovisor.paths import Paths
+from nanovisor.store.db import Database
+
+
+def make_store(root: Path) -> ImageStore:
+    paths = Paths.for_root(root)
+    for d in (paths.root, paths.blobs, paths.layers, paths.tmp):
+        d.mkdir(parents=True, exist_ok=True)
+    return ImageStore(paths, Database(paths.db))
