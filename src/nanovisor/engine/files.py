@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from nanovisor.errors import InvalidParameter
+from nanovisor.errors import InvalidParameter, NotFound
 
 
 def _locate(engine, c, path: str) -> tuple[Path, str]:
@@ -42,17 +42,23 @@ def _keep_trailing(original: str, resolved: str) -> str:
 
 
 def stat(engine, c, path: str) -> dict:
-    from nanovisor.images.unpack import stat_path
+    from nanovisor.images.unpack import FileNotInRoot, stat_path
 
     root, inner = _locate(engine, c, path)
-    return stat_path(str(root), inner)
+    try:
+        return stat_path(str(root), inner)
+    except FileNotInRoot as e:
+        raise NotFound(f"Could not find the file {path} in container {c.name}") from e
 
 
 def get_archive(engine, c, path: str) -> tuple[dict, Iterator[bytes]]:
-    from nanovisor.images.unpack import tar_path
+    from nanovisor.images.unpack import FileNotInRoot, tar_path
 
     root, inner = _locate(engine, c, path)
-    return tar_path(str(root), _keep_trailing(path, inner))
+    try:
+        return tar_path(str(root), _keep_trailing(path, inner))
+    except FileNotInRoot as e:
+        raise NotFound(f"Could not find the file {path} in container {c.name}") from e
 
 
 def put_archive(engine, c, path: str, stream: BinaryIO) -> None:

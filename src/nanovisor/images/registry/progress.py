@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nanovisor.engine.units import human_size
-
 Progress = Callable[[dict], None]
 BAR_WIDTH = 50
 THROTTLE = 0.1
@@ -22,6 +20,16 @@ THROTTLE = 0.1
 def short(digest: str) -> str:
     """The per-layer id dockerd shows: 12 hex characters of the blob digest."""
     return digest.removeprefix("sha256:")[:12]
+
+
+def human_size(n: float) -> str:
+    """go-units HumanSize (decimal units, 4 significant digits), what progress bars print: 32.77kB."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
 
 
 def bar(current: int, total: int) -> str:

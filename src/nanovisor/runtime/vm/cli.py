@@ -121,7 +121,7 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
         os.waitpid(pid, 0) if foreground else None
         _cleanup_dir(c)
         raise RuntimeError_(err)
-    created = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    created = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     c.save({"ociVersion": spec.get("ociVersion", OCI_VERSION), "id": a.id, "pid": pid,
             "pid_start": proc_start_time(pid), "bundle": str(bundle), "rootfs": str(plan.rootfs),
             "created": created, "owner": "", "annotations": spec.get("annotations") or {}})
@@ -140,7 +140,7 @@ def start(a: argparse.Namespace) -> None:
     status = c.status(st)
     if status != "created":
         raise RuntimeError_("cannot start a container that has stopped" if status == "stopped"
-                            else f"cannot start an already running container")
+                            else "cannot start an already running container")
     client.call(c, {"op": "start"})
 
 
