@@ -8,9 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from registryhelpers import Registry, TokenServer, make_ca_and_cert, make_htpasswd, open_store, rmtree
-
-USERS = {"alice": "wonderland"}
+from registryhelpers import USERS, Registry, TokenServer, make_ca_and_cert, make_htpasswd, open_store, rmtree
 
 
 @pytest.fixture(scope="module")

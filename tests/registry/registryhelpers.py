@@ -24,6 +24,7 @@ from nanovisor.paths import Paths
 from nanovisor.store.db import Database
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+USERS = {"alice": "wonderland"}
 
 
 def free_port() -> int:

@@ -233,3 +233,39 @@ def test_broken_download_is_retried_within_the_pull(plain_registry, source, fres
     assert img.id == source.resolve(ref).id
     assert statuses(msgs).count("Retrying in 0 seconds") == 2
     assert proxy.ranges[-2:] == ["bytes=100000-", "bytes=200000-"]
+
+
+def test_two_pulls_of_one_image_at_once_share_the_work(plain_registry, source, fresh_store):
+    """The embedded CLI and the daemon pulling the same image into one root: both succeed, one image."""
+    import threading
+
+    from registryhelpers import open_store
+
+    ref, _ = _pushed_layer(plain_registry, source, "concurrent/pull", random.Random(3).randbytes(1 << 20))
+    other = open_store(fresh_store.root)  # a second ImageStore on the same root, as another process has
+    results: list = []
+
+    def run(store):
+        try:
+            results.append(pull(store, ref).id)
+        except Exception as e:  # noqa: BLE001 - reported by the assert below
+            results.append(e)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (fresh_store, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [source.resolve(ref).id] * 2
+    assert [i.id for i in fresh_store.list()] == [source.resolve(ref).id]
+
+
+def test_removing_the_image_collects_its_compressed_blobs(plain_registry, source, fresh_store):
+    from nanovisor.images.registry import blobmeta
+
+    ref, digest = _pushed_layer(plain_registry, source, "gc/blob", b"collect me" * 1000)
+    pull(fresh_store, ref)
+    assert fresh_store.blobs.has(digest)
+    fresh_store.remove(ref)
+    assert blobmeta.collect_garbage(fresh_store) > 0
+    assert not fresh_store.blobs.has(digest)

@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from conftest import USERS
+from registryhelpers import USERS
 
 from nanovisor.images.registry import Unauthorized, credentials, login, logout, pull, push
 from nanovisor.images.registry.transport import TransportError

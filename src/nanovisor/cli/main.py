@@ -21,7 +21,8 @@ VERBS = {
     "tag": ("images", "cmd_tag"), "save": ("images", "cmd_save"), "load": ("images", "cmd_load"),
     "import": ("images", "cmd_import"), "history": ("images", "cmd_history"),
     "info": ("system", "cmd_info"), "version": ("system", "cmd_version"), "serve": ("system", "cmd_serve"),
-    "events": ("system", "cmd_events"),
+    "events": ("system", "cmd_events"), "pull": ("registry", "cmd_pull"), "push": ("registry", "cmd_push"),
+    "login": ("registry", "cmd_login"), "logout": ("registry", "cmd_logout"),
 }
 GROUPS = {  # `nanovisor container ls` etc.
     "container": {"ls": "ps", "list": "ps", "run": "run", "create": "create", "start": "start", "stop": "stop",
@@ -31,7 +32,7 @@ GROUPS = {  # `nanovisor container ls` etc.
                   "prune": ("containers", "cmd_prune"), "cleanup": ("containers", "cmd_cleanup")},
     "image": {"ls": "images", "list": "images", "rm": "rmi", "tag": "tag", "save": "save", "load": "load",
               "import": "import", "history": "history", "inspect": ("images", "cmd_image_inspect"),
-              "prune": ("images", "cmd_prune")},
+              "prune": ("images", "cmd_prune"), "pull": "pull", "push": "push"},
     "volume": {"create": ("volumes", "cmd_create"), "ls": ("volumes", "cmd_ls"), "list": ("volumes", "cmd_ls"),
                "rm": ("volumes", "cmd_rm"), "inspect": ("volumes", "cmd_inspect"),
                "prune": ("volumes", "cmd_prune")},

@@ -104,13 +104,15 @@ def cmd_df(args) -> int:
 
 def add_serve(p):
     p.add_argument("-H", "--host", action="append", default=[])
+    p.add_argument("--insecure-registry", action="append", default=[])
 
 
 def cmd_serve(args) -> int:
     from nanovisor.api.server import serve
+    from nanovisor.engine import Engine
     from nanovisor.paths import DEFAULT_SOCKET
 
-    engine = engine_for(args, persistent=True)
+    engine = Engine(args.root, persistent=True, insecure_registries=args.insecure_registry)
     engine.recover()
     serve(engine, args.host or [f"unix://{DEFAULT_SOCKET}"])
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -50,6 +51,17 @@ class Container:
 class ContainerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # notified on every change this process makes, so in-process waiters need not poll
+        self.changed = threading.Condition()
+
+    def _notify(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_change(self, timeout: float) -> None:
+        """Sleeps until this process changes a container, or timeout (changes by other processes)."""
+        with self.changed:
+            self.changed.wait(timeout)
 
     @staticmethod
     def _row(row) -> Container:
@@ -100,6 +112,7 @@ class ContainerStore:
 
     def save_state(self, c: Container) -> None:
         self.db.execute("UPDATE containers SET state = ? WHERE id = ?", (dumps(c.state), c.id))
+        self._notify()
 
     def save_spec(self, c: Container) -> None:
         self.db.execute("UPDATE containers SET config = ? WHERE id = ?", (dumps(c.spec), c.id))
@@ -119,3 +132,4 @@ class ContainerStore:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
             conn.execute("DELETE FROM execs WHERE container_id = ?", (c.id,))
+        self._notify()

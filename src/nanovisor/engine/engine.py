@@ -49,7 +49,12 @@ class Engine:
     """One engine on one data root. `persistent` marks a long-lived process (serve) that watches exits and
     carries out restart policies itself."""
 
-    def __init__(self, root: str | Path | None = None, persistent: bool = False) -> None:
+    def __init__(self, root: str | Path | None = None, persistent: bool = False,
+                 insecure_registries: list[str] | None = None) -> None:
+        import os
+
+        self.insecure_registries = list(insecure_registries or []) + \
+            [r for r in os.environ.get("NANOVISOR_INSECURE_REGISTRIES", "").split(",") if r]
         self.paths = Paths.for_root(root)
         self.paths.ensure()
         self.db = Database(self.paths.db)
@@ -204,16 +209,16 @@ class Engine:
                 fresh = self.containers.reload(c)
                 if fresh is not None:
                     c = fresh
-                    if fresh.running:
+                    if fresh.running and not self.persistent:  # serve's watcher reaps; others reap here
                         self.lifecycle.wait_exit(fresh, 5.0)
-                        fresh = self.lifecycle.reconcile(fresh) if self.containers.reload(fresh) else None
-                if fresh is not None:
-                    fresh = self.containers.reload(fresh)
+                        self.lifecycle.reconcile(fresh)
+                        fresh = self.containers.reload(fresh)
                 result = done(fresh)
                 if result is not None:
                     return result
-                if fresh is None or not fresh.running:
-                    time.sleep(0.05)
+                if fresh is not None and fresh.running and self.persistent:
+                    self.lifecycle.reconcile(fresh)  # in case nobody watches it (started elsewhere)
+                self.containers.wait_change(0.05)
 
         if condition == "not-running" and not running_now and c.state["Status"] != "restarting":
             result = _wait_result(c)
@@ -395,6 +400,7 @@ class Engine:
 
     def image_remove(self, ref: str, force: bool = False, noprune: bool = False) -> list[dict]:
         result = self.images.remove(ref, force=force, noprune=noprune)
+        self._collect_registry_blobs()
         for item in result:
             for action, value in item.items():
                 self.event_log.emit("image", action.lower().replace("untagged", "untag").replace("deleted", "delete"),
@@ -419,10 +425,48 @@ class Engine:
         self.event_log.emit("image", "import", image.id, {"name": ref or image.id})
         return image.id
 
+    def _registry_options(self) -> dict:
+        from nanovisor.images.registry import DEFAULT_INSECURE
+
+        return {"insecure_registries": list(DEFAULT_INSECURE) + list(self.insecure_registries)}
+
+    def image_pull(self, ref: str, platform: str | None = None, auth=None) -> Iterator[dict]:
+        """dockerd's progress messages for POST /images/create?fromImage=; raises at the end on error."""
+        from nanovisor.images.registry import pull_stream
+
+        def messages() -> Iterator[dict]:
+            yield from pull_stream(self.images, ref, platform=platform, auth=auth, **self._registry_options())
+            image = self.images.resolve(ref)
+            self.event_log.emit("image", "pull", ref, {"name": ref, "id": image.id})
+        return messages()
+
+    def image_push(self, ref: str, auth=None) -> Iterator[dict]:
+        from nanovisor.images.registry import push_stream
+
+        self.images.resolve(ref)  # fail before streaming anything
+        def messages() -> Iterator[dict]:
+            yield from push_stream(self.images, ref, auth=auth, **self._registry_options())
+            self.event_log.emit("image", "push", ref, {"name": ref})
+        return messages()
+
+    def registry_login(self, server: str | None, username: str, password: str) -> dict:
+        """POST /auth: checks the credentials against the registry (the client stores them)."""
+        from nanovisor.images.registry import login
+
+        return login(server, username, password, save=False, **self._registry_options())
+
     def image_prune(self, filters: dict[str, list[str]] | None = None) -> dict:
         filters = filters or {}
         dangling = (filters.get("dangling") or ["true"])[0].lower() in ("1", "true")
-        return self.images.prune(dangling_only=dangling, filters=filters)
+        result = self.images.prune(dangling_only=dangling, filters=filters)
+        self._collect_registry_blobs()
+        return result
+
+    def _collect_registry_blobs(self) -> None:
+        """Compressed blobs kept for push are dropped with the last image that used them."""
+        from nanovisor.images.registry import blobmeta
+
+        blobmeta.collect_garbage(self.images)
 
     # volumes -----------------------------------------------------------------------------------------
     def volume_create(self, body: dict) -> dict:

@@ -162,7 +162,8 @@ class Lifecycle:
         opts = CreateOptions(log_path=cdir / "ctr.log", exit_dir=self.paths.exits,
                              log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
                              tty=bool(c.config.get("Tty")),
-                             exit_command=self.exit_command(c) if policy != "no" or hc.get("AutoRemove") else None)
+                             exit_command=None if self.persistent or (policy == "no" and not hc.get("AutoRemove"))
+                             else self.exit_command(c))
         created = runtime.create(c.id, bundle, opts)
         try:
             self._run_created_hooks(c)

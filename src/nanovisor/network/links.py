@@ -76,7 +76,11 @@ def add_endpoint(netns: Path, bridge: str, host_if: str, ifname: str, mac: str, 
         finally:
             os.close(fd)
         idx = _index(ipr, host_if)
-        ipr.link("set", index=idx, master=_index(ipr, bridge), state="up")
+        ipr.link("set", index=idx, master=_index(ipr, bridge))
+        # Hairpin: with br_netfilter, a container reaching its own published port is DNATed at the bridge
+        # and must leave through the port it came in on (Docker sets this too without userland proxy).
+        ipr.brport("set", index=idx, mode=1)
+        ipr.link("set", index=idx, state="up")
 
     def inside() -> None:
         with IPRoute() as ipr:

@@ -192,8 +192,7 @@ class NetworkManager(Networks):
     def _materialize_quiet(self, n: NetRec) -> None:
         prefix = ipaddress.IPv4Network(n.spec["Subnet"]).prefixlen
         links.ensure_bridge(n.bridge, n.spec["Gateway"], prefix, n.spec.get("MTU", 1500))
-        if self.outbound and not n.spec.get("Internal"):
-            links.sysctl("net/ipv4/ip_forward", "1")
+        links.sysctl("net/ipv4/ip_forward", "1")  # hairpin and -p from outside are routed (as Docker)
 
     def _container_name(self, cid: str, name: str | None) -> str:
         if name:

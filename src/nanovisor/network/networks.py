@@ -256,8 +256,7 @@ class Networks:
         """Bridge device + rules for n (idempotent)."""
         prefix = ipaddress.IPv4Network(n.spec["Subnet"]).prefixlen
         links.ensure_bridge(n.bridge, n.spec["Gateway"], prefix, n.spec.get("MTU", 1500))
-        if self.outbound and not n.spec.get("Internal"):
-            links.sysctl("net/ipv4/ip_forward", "1")
+        links.sysctl("net/ipv4/ip_forward", "1")  # hairpin and -p from outside are routed (as Docker)
         self.sync_rules()
 
     def sync_rules(self) -> None:

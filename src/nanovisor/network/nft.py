@@ -94,7 +94,8 @@ def render(table: str, bridges: list[BridgeRules], ports: list[PortRule]) -> lis
         iif, oif = _meta("iifname"), _meta("oifname")
         rule("guard", _m(iif, b.name), _m(IP_DADDR, _prefix("127.0.0.0/8")), DROP)
         rule("postrouting", _m(oif, b.name), _m(IP_SADDR, _prefix("127.0.0.0/8")), MASQ)
-        rule("postrouting", _m(oif, b.name), _m(iif, b.name),
+        # hairpin: no iifname match, br_netfilter passes bridged packets here without an input device
+        rule("postrouting", _m(oif, b.name), _m(IP_SADDR, _prefix(b.subnet)),
              _m({"ct": {"key": "status"}}, "dnat", op="in"), MASQ)
         if b.outbound and b.masquerade:
             rule("postrouting", _m(IP_SADDR, _prefix(b.subnet)), _m(oif, b.name, op="!="), MASQ)

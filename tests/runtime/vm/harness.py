@@ -86,7 +86,8 @@ class Conmon:
         self.rt("delete", "--force", self.cid, check=False)
 
 
-def create(runtime: str, root: Path, cid: str, bundle: Path, work: Path, stdin: bool = False) -> Conmon:
+def create(runtime: str, root: Path, cid: str, bundle: Path, work: Path, stdin: bool = False,
+           tty: bool = False) -> Conmon:
     """conmon ... create; returns once the runtime's create succeeded (raises with its message otherwise)."""
     exit_dir = work / "exits"
     exit_dir.mkdir(exist_ok=True)
@@ -99,15 +100,22 @@ def create(runtime: str, root: Path, cid: str, bundle: Path, work: Path, stdin: 
             "--log-level", "error"]
     if stdin:
         args.append("-i")
+    if tty:
+        args.append("-t")
     p = subprocess.Popen(args, pass_fds=[w], env={**os.environ, "_OCI_SYNCPIPE": str(w)},
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.close(w)
     data = b""
-    while chunk := os.read(r, 4096):
+    msg: dict = {}
+    while chunk := os.read(r, 4096):  # conmon keeps the pipe open: stop at the first complete message
         data += chunk
+        try:
+            msg = json.loads(data.decode())
+            break
+        except ValueError:
+            continue
     os.close(r)
     p.wait()
-    msg = json.loads(data.decode() or "{}")
     pid = msg.get("data", msg.get("pid", -1))
     if pid is None or pid < 0:
         raise RuntimeError(msg.get("message") or p.stderr.read().decode())

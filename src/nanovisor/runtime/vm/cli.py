@@ -120,7 +120,7 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
     if err:
         os.waitpid(pid, 0) if foreground else None
         _cleanup_dir(c)
-        raise RuntimeError_(err)
+        raise RuntimeError_(f"nanovisor-vm create failed: unable to start container process: {err}")
     created = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     c.save({"ociVersion": spec.get("ociVersion", OCI_VERSION), "id": a.id, "pid": pid,
             "pid_start": proc_start_time(pid), "bundle": str(bundle), "rootfs": str(plan.rootfs),
@@ -316,9 +316,9 @@ def cmd_exec(a: argparse.Namespace) -> int | None:
     c = container(a.root, a.id)
     status = c.status(c.load())
     if status == "stopped":
-        raise RuntimeError_("cannot exec in a stopped container")
+        raise RuntimeError_("exec failed: cannot exec in a stopped container")
     if status == "paused":
-        raise RuntimeError_("cannot exec in a paused container")
+        raise RuntimeError_("exec failed: cannot exec in a paused container")
     if a.process:
         proc = json.loads(Path(a.process).read_text())
     else:
@@ -346,8 +346,7 @@ def cmd_exec(a: argparse.Namespace) -> int | None:
         elif a.detach:
             raise RuntimeError_("cannot allocate tty if runc will detach without setting console socket")
     if not a.detach:
-        r, w = os.pipe()
-        client.exec_relay(c, kv, tty_fd, w)  # never returns
+        client.exec_relay(c, kv, tty_fd, -1)  # never returns
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -496,13 +495,25 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser().print_help()
             return 1
-    except RuntimeError_ as e:
-        print(f"nanovisor-vm: {e}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        print(f"nanovisor-vm: {e}", file=sys.stderr)
-        return 1
+    except (RuntimeError_, OSError, ValueError) as e:
+        _log_error(a, str(e))
+        return 255 if a.cmd == "exec" else 1
     return 0
+
+
+def _log_error(a: argparse.Namespace, msg: str) -> None:
+    """runc style: the message on stderr (conmon relays it), and in --log in the --log-format asked for."""
+    print(msg, file=sys.stderr)
+    if not a.log:
+        return
+    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    line = json.dumps({"level": "error", "msg": msg, "time": now}) if a.log_format == "json" \
+        else f'time="{now}" level=error msg={json.dumps(msg)}'
+    try:
+        with open(a.log, "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -95,6 +95,8 @@ def exec_relay(c: Container, kv: list[tuple[str, str]], tty_fd: int | None, repo
 
     def report(msg: str) -> None:
         nonlocal report_fd
+        if report_fd < 0 and msg:  # foreground exec: tell the caller directly, as runc does
+            os.write(2, f"exec failed: unable to start container process: {msg}\n".encode())
         if report_fd >= 0:
             os.write(report_fd, msg.encode() or b"\0")
             os.close(report_fd)

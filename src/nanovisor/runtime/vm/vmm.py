@@ -21,6 +21,7 @@ from nanovisor.runtime.vm.bundle import HostBind, Plan
 
 QEMU = os.environ.get("NANOVISOR_QEMU", "qemu-system-x86_64")
 VIRTIOFSD = os.environ.get("NANOVISOR_VIRTIOFSD", "/usr/lib/qemu/virtiofsd")
+TB_MIB = int(os.environ.get("NANOVISOR_VM_TB_MIB", "16"))  # TCG code cache: host RAM per VM vs retranslation
 QEMU_UID = int(os.environ.get("NANOVISOR_QEMU_UID", "65534"))  # nobody: QEMU needs no identity of its own
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -102,7 +103,7 @@ def qemu_args(p: Plan, vmdir: Path, kernel: Path, initrd: Path) -> list[str]:
     return [
         QEMU, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
         "-M", "microvm,memory-backend=mem,acpi=off,pcie=off,isa-serial=on,rtc=on",
-        "-accel", "kvm" if acc == "kvm" else "tcg,tb-size=32",
+        "-accel", "kvm" if acc == "kvm" else f"tcg,tb-size={TB_MIB}",
         "-cpu", "host" if acc == "kvm" else "max",
         "-smp", str(p.cpus), "-m", mem,
         "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
@@ -149,7 +150,9 @@ def start_qemu(p: Plan, vmdir: Path, kernel: Path, initrd: Path, netns: str | No
     groups = _kvm_groups() if accel.describe()["accelerator"] == "kvm" else []
     log = open(vmdir / "qemu.log", "wb")
     try:
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        # one malloc arena: QEMU's threads otherwise each grow their own, ~10 MB of host RAM per VM
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MALLOC_ARENA_MAX": os.environ.get("NANOVISOR_QEMU_ARENAS", "1")}
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 preexec_fn=lambda: _enter_and_drop(netns, groups), start_new_session=True)
     finally:
         log.close()
