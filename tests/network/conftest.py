@@ -61,15 +61,6 @@ def fetch(url: str, netns: str | None = None) -> str:
     return r.stdout if r.returncode == 0 else f"ERROR {r.returncode}: {r.stderr.strip()}"
 
 
-class Httpd:
-    """busybox httpd serving a directory inside a namespace; stopped by pid."""
-
-    def __init__(self, netns: str, docroot, port: int = 80) -> None:
-        self.proc = subprocess.Popen(["nsenter", f"--net={netns}", "busybox", "httpd", "-f", "-p", str(port),
-                                      "-h", str(docroot)])
-        nsutil.in_netns(netns, lambda: _wait_port(port))
-
-
 def _wait_port(port: int) -> None:
     import socket
     import time
@@ -79,6 +70,15 @@ def _wait_port(port: int) -> None:
                 return
         time.sleep(0.01)
 
-    def stop(self) -> None:  # noqa: D102
+
+class Httpd:
+    """busybox httpd serving a directory inside a namespace; stopped by pid."""
+
+    def __init__(self, netns: str, docroot, port: int = 80) -> None:
+        self.proc = subprocess.Popen(["nsenter", f"--net={netns}", "busybox", "httpd", "-f", "-p", str(port),
+                                      "-h", str(docroot)])
+        nsutil.in_netns(netns, lambda: _wait_port(port))
+
+    def stop(self) -> None:
         self.proc.kill()
         self.proc.wait()

@@ -43,8 +43,6 @@ def test_dns_by_name_and_alias_scoped_to_network(mgr, tmp_path):
     assert nslookup(ns_b, "web.front") == [ip_a]
     assert nslookup(ns_b, A[:12]) == [ip_a]
     assert nslookup(ns_c, "web") == []           # not on a shared network
-    tcp = in_ns(ns_b, "python3", "-c", "import socket;print(socket.getaddrinfo('web',80)[0][4][0])")
-    assert tcp.returncode != 0 or True           # host resolv.conf is used by nsenter'd tools: not asserted
     httpd = Httpd(ns_a, tmp_path)
     (tmp_path / "index.html").write_text("hello\n")
     try:
@@ -78,7 +76,7 @@ def test_published_ports_host_loopback_hairpin(mgr, tmp_path):
         h80.stop()
         h81.stop()
     mgr.detach(A)
-    assert not [r for r in nft.list_table(mgr.table) if "rule" in r and "dnat" in str(r)]
+    assert _publish_rules(mgr) == []
     assert fetch("http://127.0.0.1:18080/").startswith("ERROR")
 
 
@@ -103,6 +101,19 @@ def test_publish_all_and_port_conflicts(mgr):
     assert rc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"] == "18091"
 
 
+def _rules(mgr) -> list[dict]:
+    """The table's rules without nft's handles (which change each time the table is replaced)."""
+    out = []
+    for obj in nft.list_table(mgr.table):
+        kind, body = next(iter(obj.items()))
+        out.append((kind, {k: v for k, v in body.items() if k != "handle"}))
+    return out
+
+
+def _publish_rules(mgr) -> list:
+    return [b for k, b in _rules(mgr) if k == "rule" and b["chain"] == "publish"]
+
+
 def _veths(mgr) -> set[str]:
     return {ep.spec["HostIf"] for ep in mgr.store.endpoints()}
 
@@ -120,7 +131,7 @@ def test_static_ip_internal_network_and_none(mgr):
         start(mgr, B, endpoints={"bridge": {"IPAMConfig": {"IPv4Address": "172.17.0.9"}}})
     mgr.delete_netns(B)
     ns_c, rc = start(mgr, C, "none")
-    assert in_ns(ns_c, "ip", "-o", "link").stdout.count(": ") == 1       # lo only
+    assert len(in_ns(ns_c, "ip", "-o", "link").stdout.splitlines()) == 1  # lo only
     assert list(rc["NetworkSettings"]["Networks"]) == ["none"]
 
 
@@ -147,10 +158,11 @@ def test_detach_cleans_and_restore_is_idempotent(mgr):
     mgr.create({"Name": "r"})
     ns_a, ra = start(mgr, A, "r", name="web", ports={"80/tcp": [{"HostPort": "18100"}]})
     ns_b, _ = start(mgr, B, "r", name="cli")
-    before = nft.list_table(mgr.table)
+    before = _rules(mgr)
+    assert len(_publish_rules(mgr)) == 1
     mgr.restore()
     mgr.restore()
-    assert nft.list_table(mgr.table) == before                    # no duplicate rules
+    assert _rules(mgr) == before                   # no duplicate rules
     # netd dies (e.g. killed): restore brings DNS back
     pid = mgr.netd.pid
     os.kill(pid, signal.SIGKILL)

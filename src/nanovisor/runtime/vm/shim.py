@@ -95,36 +95,20 @@ class Shim:
             raise OSError("nano guest is not built: run `python -m nanovisor.runtime.vm.guest build`")
         vmdir = self.c.vmdir
         vmdir.mkdir(mode=0o700)
-        os.chown(vmdir, vmm.QEMU_UID, vmm.QEMU_UID)
-        os.chmod(self.c.dir, 0o711)
-        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        lsock.bind(str(vmdir / "agent.sock"))
-        os.chown(vmdir / "agent.sock", vmm.QEMU_UID, vmm.QEMU_UID)
-        lsock.listen(1)
-        fsd = vmm.start_virtiofsd(self.plan, vmdir)
-        netns = self.plan_netns
+        fsd, fs_client = vmm.start_virtiofsd(self.plan, vmdir)
         try:
-            qemu = vmm.start_qemu(self.plan, vmdir, arts[0], arts[1], netns)
+            ch = vmm.channels(vmdir, fs_client)
+            qemu = vmm.start_qemu(self.plan, vmdir, ch, arts[0], arts[1], self.plan_netns)
         except Exception:
-            fsd.kill()
+            os.killpg(fsd.pid, signal.SIGKILL)
             fsd.wait()
             raise
+        ch.close_vm_side()
         self.vm = vmm.VM(qemu, fsd)
         (self.c.dir / "pids").write_text(f"{qemu.pid} {fsd.pid}\n")
-        lsock.settimeout(BOOT_TIMEOUT)
         deadline = time.monotonic() + BOOT_TIMEOUT
-        while True:
-            try:
-                lsock.settimeout(0.2)
-                s, _ = lsock.accept()
-                break
-            except TimeoutError:
-                self.check_vm(booting=True)
-                if time.monotonic() > deadline:
-                    raise OSError("timed out starting the microVM") from None
-        lsock.close()
-        self.agent = Conn(s)
-        self.sel.register(s, selectors.EVENT_READ, self.agent)
+        self.agent = Conn(ch.agent)
+        self.sel.register(ch.agent, selectors.EVENT_READ, self.agent)
         ready = self.wait_for(protocol.READY, 0, deadline)
         self.guest_release = ready.decode()
         self.to_agent(protocol.CREATE, 0, protocol.kv(self.create_kv()))
@@ -373,7 +357,7 @@ class Shim:
                     os.waitpid(-1, 0)
                 except ChildProcessError:
                     break
-        for name in ("agent.sock", "fs.sock", "qmp.sock"):
+        for name in ("fs.sock", "qmp.sock"):
             try:
                 (self.c.vmdir / name).unlink()
             except OSError:

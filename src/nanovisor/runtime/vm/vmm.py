@@ -77,26 +77,58 @@ class VM:
     virtiofsd: subprocess.Popen
 
 
-def start_virtiofsd(p: Plan, vmdir: Path) -> subprocess.Popen:
+def start_virtiofsd(p: Plan, vmdir: Path) -> tuple[subprocess.Popen, socket.socket]:
+    """virtiofsd on a listening socket; returns it and a connected client end for QEMU."""
     path = vmdir / "fs.sock"
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     lsock.bind(str(path))
-    os.chown(path, QEMU_UID, QEMU_UID)
     lsock.listen(1)
-    opts = "source=/,cache=auto,xattr,announce_submounts,modcaps=-mknod,log_level=err"
-    args = [VIRTIOFSD, f"--fd={lsock.fileno()}", "-o", opts.replace("source=/", f"source={p.rootfs}")]
+    opts = f"source={p.rootfs},cache=auto,xattr,announce_submounts,modcaps=-mknod,log_level=err"
+    args = [VIRTIOFSD, f"--fd={lsock.fileno()}", "-o", opts]
     log = open(vmdir / "virtiofsd.log", "wb")
     try:
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=[lsock.fileno()],
-                                preexec_fn=lambda: _bind_all(p.rootfs, p.binds), start_new_session=True)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                pass_fds=[lsock.fileno()], start_new_session=True,
+                                preexec_fn=lambda: _bind_all(p.rootfs, p.binds))
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(path))  # queued in the backlog until virtiofsd accepts
+        return proc, client
     finally:
         log.close()
         lsock.close()
+        path.unlink(missing_ok=True)
 
 
-def qemu_args(p: Plan, vmdir: Path, kernel: Path, initrd: Path) -> list[str]:
+@dataclass
+class Channels:
+    """Everything QEMU talks to, opened by us and handed over as file descriptors (QEMU opens no paths)."""
+    agent: socket.socket      # our end of the virtio-serial port
+    agent_vm: socket.socket   # QEMU's end
+    fs: socket.socket         # connected to virtiofsd
+    qmp: socket.socket        # listening; `pause`/`resume` connect to vm/qmp.sock
+    console: int              # the guest's serial console, for post-mortems
+
+    def vm_fds(self) -> list[int]:
+        return [self.agent_vm.fileno(), self.fs.fileno(), self.qmp.fileno(), self.console]
+
+    def close_vm_side(self) -> None:
+        for s in (self.agent_vm, self.fs, self.qmp):
+            s.close()
+        os.close(self.console)
+
+
+def channels(vmdir: Path, fs: socket.socket) -> Channels:
+    agent, agent_vm = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    qmp = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    qmp.bind(str(vmdir / "qmp.sock"))
+    qmp.listen(4)
+    console = os.open(vmdir / "console.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    return Channels(agent, agent_vm, fs, qmp, console)
+
+
+def qemu_args(p: Plan, ch: Channels, kernel: Path, initrd: Path) -> list[str]:
     acc = accel.describe()["accelerator"]
-    cmdline = "console=ttyS0 quiet panic=-1 reboot=t pci=off nomodule i8042.noaux random.trust_cpu=on"
+    cmdline = "console=ttyS0 quiet panic=-1 reboot=t pci=off nomodule random.trust_cpu=on"
     if acc == "tcg":
         cmdline += f" tsc_early_khz={accel.tsc_khz()}"
     mem = f"{p.mem_mib}M"
@@ -109,15 +141,15 @@ def qemu_args(p: Plan, vmdir: Path, kernel: Path, initrd: Path) -> list[str]:
         "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
         "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
         "-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
-        "-serial", f"file:{vmdir / 'console.log'}",
+        "-add-fd", f"fd={ch.console},set=1", "-chardev", "file,id=con,path=/dev/fdset/1", "-serial", "chardev:con",
         "-global", "virtio-mmio.force-legacy=false",
         "-device", "virtio-rng-device",
-        "-chardev", f"socket,id=fs,path={vmdir / 'fs.sock'}",
+        "-chardev", f"socket,id=fs,fd={ch.fs.fileno()}",
         "-device", "vhost-user-fs-device,chardev=fs,tag=rootfs",
         "-device", "virtio-serial-device,max_ports=2",
-        "-chardev", f"socket,id=nv,path={vmdir / 'agent.sock'}",
+        "-chardev", f"socket,id=nv,fd={ch.agent_vm.fileno()}",
         "-device", "virtserialport,chardev=nv,name=nv.0",
-        "-qmp", f"unix:{vmdir / 'qmp.sock'},server=on,wait=off",
+        "-chardev", f"socket,id=qmp,fd={ch.qmp.fileno()},server=on,wait=off", "-mon", "chardev=qmp,mode=control",
     ]
 
 
@@ -143,16 +175,18 @@ def _enter_and_drop(netns: str | None, groups: list[int]) -> None:
     _libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
 
 
-def start_qemu(p: Plan, vmdir: Path, kernel: Path, initrd: Path, netns: str | None) -> subprocess.Popen:
+def start_qemu(p: Plan, vmdir: Path, ch: Channels, kernel: Path, initrd: Path,
+               netns: str | None) -> subprocess.Popen:
     # QEMU lives in the container's network namespace, so tap/passt networking sits where the engine put the
     # container; with no NIC the guest has loopback only.
-    args = qemu_args(p, vmdir, kernel, initrd)
+    args = qemu_args(p, ch, kernel, initrd)
     groups = _kvm_groups() if accel.describe()["accelerator"] == "kvm" else []
     log = open(vmdir / "qemu.log", "wb")
     try:
         # one malloc arena: QEMU's threads otherwise each grow their own, ~10 MB of host RAM per VM
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MALLOC_ARENA_MAX": os.environ.get("NANOVISOR_QEMU_ARENAS", "1")}
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                pass_fds=ch.vm_fds(),
                                 preexec_fn=lambda: _enter_and_drop(netns, groups), start_new_session=True)
     finally:
         log.close()
