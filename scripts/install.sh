@@ -17,6 +17,8 @@ PACKAGES=(
   qemu-system-x86 qemu-utils erofs-utils
   # tests: a real registry server
   docker-registry
+  # benchmarks: bench/net_publish.py
+  wrk
   python3-venv
 )
 

@@ -14,6 +14,10 @@ import pytest
 
 IMAGE = "nano/busybox"
 
+# Tests never reach off the machine: no outbound masquerading, no DNS forwarding upstream.
+os.environ["NANOVISOR_NET_OUTBOUND"] = "0"
+os.environ["NANOVISOR_DNS_FORWARD"] = "0"
+
 
 def run_cli(root: Path, *args: str, input: str | bytes | None = None, timeout: float = 120,
             check: bool = False, text: bool = True) -> subprocess.CompletedProcess:
@@ -38,9 +42,23 @@ def cleanup_root(root: Path) -> None:
     ids = run_cli(root, "ps", "-aq", "--no-trunc").stdout.split()
     if ids:
         run_cli(root, "rm", "-f", "-v", *ids, timeout=300)
+    teardown_runtime_state(root)
     for m in reversed(mounts_under(root)):
         subprocess.run(["umount", "-l", m], capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def teardown_runtime_state(root: Path) -> None:
+    """Bridges, nftables table, netns mounts, helper processes and /run state of a root: gone."""
+    from nanovisor.network.manager import NetworkManager
+    from nanovisor.paths import Paths
+    from nanovisor.store.db import Database
+
+    paths = Paths.for_root(root)
+    NetworkManager(paths, Database(paths.db)).teardown()
+    for m in reversed(mounts_under(paths.run)):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    shutil.rmtree(paths.run, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

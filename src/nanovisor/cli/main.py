@@ -22,13 +22,13 @@ VERBS = {
     "import": ("images", "cmd_import"), "history": ("images", "cmd_history"),
     "info": ("system", "cmd_info"), "version": ("system", "cmd_version"), "serve": ("system", "cmd_serve"),
     "events": ("system", "cmd_events"), "pull": ("registry", "cmd_pull"), "push": ("registry", "cmd_push"),
-    "login": ("registry", "cmd_login"), "logout": ("registry", "cmd_logout"),
+    "login": ("registry", "cmd_login"), "logout": ("registry", "cmd_logout"), "port": ("networks", "cmd_port"),
 }
 GROUPS = {  # `nanovisor container ls` etc.
     "container": {"ls": "ps", "list": "ps", "run": "run", "create": "create", "start": "start", "stop": "stop",
                   "kill": "kill", "restart": "restart", "rm": "rm", "logs": "logs", "wait": "wait",
                   "inspect": "inspect", "top": "top", "rename": "rename", "pause": "pause", "unpause": "unpause",
-                  "attach": "attach", "cp": "cp", "export": "export", "stats": "stats", "exec": "exec",
+                  "attach": "attach", "cp": "cp", "export": "export", "stats": "stats", "exec": "exec", "port": "port",
                   "prune": ("containers", "cmd_prune"), "cleanup": ("containers", "cmd_cleanup")},
     "image": {"ls": "images", "list": "images", "rm": "rmi", "tag": "tag", "save": "save", "load": "load",
               "import": "import", "history": "history", "inspect": ("images", "cmd_image_inspect"),
@@ -38,7 +38,10 @@ GROUPS = {  # `nanovisor container ls` etc.
                "prune": ("volumes", "cmd_prune")},
     "system": {"df": ("system", "cmd_df"), "info": "info", "events": "events"},
     "nano": {"build": ("system", "cmd_nano_build")},
-    "network": {"ls": ("system", "cmd_network_ls"), "inspect": ("system", "cmd_network_inspect")},
+    "network": {"ls": ("networks", "cmd_ls"), "list": ("networks", "cmd_ls"), "inspect": ("networks", "cmd_inspect"),
+                "create": ("networks", "cmd_create"), "rm": ("networks", "cmd_rm"), "remove": ("networks", "cmd_rm"),
+                "connect": ("networks", "cmd_connect"), "disconnect": ("networks", "cmd_disconnect"),
+                "prune": ("networks", "cmd_prune")},
 }
 
 

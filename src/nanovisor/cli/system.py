@@ -7,7 +7,7 @@ import sys
 
 from nanovisor.cli.containers import parse_filter_flags
 from nanovisor.cli.main import engine_for
-from nanovisor.cli.output import dump_json, formatted, table
+from nanovisor.cli.output import formatted, table
 from nanovisor.engine.units import human_size
 
 
@@ -129,38 +129,6 @@ def cmd_nano_build(args) -> int:
     engine = engine_for(args)
     image = build(engine.images, ref=args.tag or "nano/busybox:latest")
     print(image.id)
-    return 0
-
-
-def add_network_ls(p):
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format")
-
-
-def cmd_network_ls(args) -> int:
-    nets = engine_for(args).network_list(parse_filter_flags(args.filter))
-    if args.quiet:
-        for n in nets:
-            print(n["Id"][:12])
-        return 0
-    rows = [{"ID": n["Id"][:12], "Name": n["Name"], "Driver": n["Driver"], "Scope": n["Scope"]} for n in nets]
-    if args.format:
-        formatted(args.format, rows, {"ID": "NETWORK ID"})
-        return 0
-    table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows])
-    return 0
-
-
-def add_network_inspect(p):
-    p.add_argument("-f", "--format")
-    p.add_argument("networks", nargs="+")
-
-
-def cmd_network_inspect(args) -> int:
-    engine = engine_for(args)
-    found = [engine.network_inspect(n) for n in args.networks]
-    formatted(args.format, found) if args.format else dump_json(found)
     return 0
 
 

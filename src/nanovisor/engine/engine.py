@@ -247,6 +247,8 @@ class Engine:
         c = self.containers.get(ref)
         old = c.name
         self.containers.rename(c, validate_name(new_name))
+        if self.network is not None:
+            self.network.rename(c.id, c.name)
         self.lifecycle.event(c, "rename", oldName="/" + old)
 
     def container_pause(self, ref: str) -> None:
@@ -466,6 +468,7 @@ class Engine:
         """Compressed blobs kept for push are dropped with the last image that used them."""
         from nanovisor.images.registry import blobmeta
 
+        blobmeta.ensure(self.images)
         blobmeta.collect_garbage(self.images)
 
     # volumes -----------------------------------------------------------------------------------------
@@ -534,6 +537,66 @@ class Engine:
         from nanovisor.engine.system import builtin_networks
 
         return builtin_networks()
+
+    def _networks(self):
+        if self.network is None:
+            raise InvalidParameter("networking is not available on this host")
+        return self.network
+
+    def network_create(self, body: dict) -> dict:
+        result = self._networks().create(body)
+        self.event_log.emit("network", "create", result.get("Id", ""), {"name": body.get("Name", "")})
+        return result
+
+    def network_remove(self, ref: str) -> None:
+        info = self._networks().inspect(ref)
+        self.network.remove(ref)
+        self.event_log.emit("network", "destroy", info["Id"], {"name": info["Name"]})
+
+    def network_prune(self, filters: dict[str, list[str]] | None = None) -> dict:
+        return self._networks().prune(filters)
+
+    def network_connect(self, ref: str, container: str, endpoint_config: dict | None = None) -> None:
+        """Connects a container; a running one gets the interface now, a stopped one at its next start."""
+        net = self._networks().inspect(ref)
+        c = self.get(container)
+        with self.lifecycle.locks.hold(c.id):
+            c = self.containers.reload(c) or c
+            endpoints = c.spec.setdefault("NetworkingConfig", {}).setdefault("EndpointsConfig", {})
+            endpoints[net["Name"]] = endpoint_config or {}
+            if c.running:
+                result = self.network.connect(ref, c.id, endpoint_config or {})
+                self._network_changed(c, result)
+            self.containers.save_spec(c)
+        self.event_log.emit("network", "connect", net["Id"], {"container": c.id, "name": net["Name"]})
+
+    def network_disconnect(self, ref: str, container: str, force: bool = False) -> None:
+        net = self._networks().inspect(ref)
+        c = self.get(container)
+        with self.lifecycle.locks.hold(c.id):
+            c = self.containers.reload(c) or c
+            (c.spec.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).pop(net["Name"], None)
+            if (c.host_config.get("NetworkMode") or "") == net["Name"]:
+                c.host_config["NetworkMode"] = "none"
+            if c.running:
+                result = self.network.disconnect(ref, c.id, force)
+                self._network_changed(c, result)
+            self.containers.save_spec(c)
+        self.event_log.emit("network", "disconnect", net["Id"], {"container": c.id, "name": net["Name"]})
+
+    def _network_changed(self, c: Container, result: dict) -> None:
+        """A running container's endpoints changed: its /etc/hosts, resolv.conf and inspect follow."""
+        if not result:
+            return
+        c.spec["NetworkSettings"] = result.get("NetworkSettings", c.spec.get("NetworkSettings"))
+        cdir = self.paths.container_dir(c.id)
+        for name, key in (("hosts", "hosts"), ("resolv.conf", "resolv_conf")):
+            if result.get(key) is not None:
+                (cdir / name).write_text(result[key])  # bind-mounted file: written in place
+
+    def container_port(self, ref: str) -> dict:
+        """NetworkSettings.Ports: {"80/tcp": [{"HostIp": ..., "HostPort": ...}]}."""
+        return views.network_settings(self.get(ref)).get("Ports") or {}
 
     def network_inspect(self, ref: str) -> dict:
         if self.network is not None:

@@ -202,10 +202,16 @@ class Lifecycle:
         hc = c.host_config
         mode = hc.get("NetworkMode") or "bridge"
         hostname = c.config.get("Hostname") or c.id[:12]
+        if mode.startswith("container:"):
+            other = self.containers.get(mode.split(":", 1)[1])
+            if not other.running:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            shared = self.network.lookup_netns(other.id) if self.network is not None else None
+            return shared or f"/proc/{other.state['Pid']}/ns/net", self._etc_files_of(other, hostname)
         if self.network is not None and mode != "host":
             ns = self.network.create_netns(c.id)
             result = self.network.attach(c.id, ns, hc, c.spec.get("NetworkingConfig") or {}, hostname,
-                                         c.config.get("ExposedPorts") or {})
+                                         c.config.get("ExposedPorts") or {}, name=c.name)
             c.spec["NetworkSettings"] = result.get("NetworkSettings", {})
             self.containers.save_spec(c)
             return ns, {"hostname": hostname + "\n", "hosts": result["hosts"], "resolv.conf": result["resolv_conf"]}
@@ -215,12 +221,18 @@ class Lifecycle:
                                             hc.get("DnsOptions") or [])}
         if mode == "host":
             return None, files
-        if mode.startswith("container:"):
-            other = self.containers.get(mode.split(":", 1)[1])
-            if not other.running:
-                raise Conflict(f"cannot join network of a non running container: {other.id}")
-            return f"/proc/{other.state['Pid']}/ns/net", files
         return "", files  # a fresh namespace made by the runtime
+
+    def _etc_files_of(self, other: Container, hostname: str) -> dict[str, str]:
+        """--network container:X shares X's /etc/hosts and resolv.conf, as Docker does."""
+        cdir = self.paths.container_dir(other.id)
+        files = {"hostname": hostname + "\n"}
+        for name in ("hosts", "resolv.conf"):
+            try:
+                files[name] = (cdir / name).read_text()
+            except OSError:
+                pass
+        return files
 
     # exit -------------------------------------------------------------------------------------------
     def monitor_alive(self, c: Container) -> bool:

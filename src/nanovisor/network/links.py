@@ -6,17 +6,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from nanovisor.network import nsutil
+
+
+def IPRoute():  # noqa: N802 - stands in for the class, imported on first use (pyroute2 costs ~60 ms to import)
+    from pyroute2 import IPRoute as _IPRoute
+
+    return _IPRoute()
+
+
+def _netlink_error() -> type[Exception]:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return NetlinkError
 
 EEXIST = 17
 ENODEV = 19
 ESRCH = 3
 
 
-def _index(ipr: IPRoute, name: str) -> int | None:
+def _index(ipr, name: str) -> int | None:
     found = ipr.link_lookup(ifname=name)
     return found[0] if found else None
 
@@ -39,7 +48,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = 1500) -> N
         if idx is None:
             try:
                 ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-            except NetlinkError as e:
+            except _netlink_error() as e:
                 if e.code != EEXIST:
                     raise
             idx = _index(ipr, name)
@@ -57,7 +66,7 @@ def delete_link(name: str) -> None:
             return
         try:
             ipr.link("del", index=idx)
-        except NetlinkError as e:
+        except _netlink_error() as e:
             if e.code not in (ENODEV, ESRCH):
                 raise
 
@@ -108,7 +117,7 @@ def set_default_route(netns: Path, ifname: str, gateway: str | None) -> None:
             if gateway is None:
                 try:
                     ipr.route("del", dst="0.0.0.0/0")
-                except NetlinkError:
+                except _netlink_error():
                     pass
             else:
                 ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=_index(ipr, ifname))
