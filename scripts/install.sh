@@ -39,3 +39,5 @@ PY=${PYTHON:-python3}
 extras=""
 [[ "${1:-}" == "--test" ]] && extras="[test]"
 "$PY" -m pip install -q -e ".${extras}"
+# Byte-compile once: the CLI starts faster, also where PYTHONDONTWRITEBYTECODE is set.
+"$PY" -m compileall -q src >/dev/null
