@@ -66,6 +66,7 @@ class Engine:
         self.network = self._network()
         self.lifecycle = Lifecycle(self.paths, self.containers, self.images, self.runtimes, self.event_log,
                                    network=self.network, persistent=persistent)
+        self.lifecycle.remove_volume = self.volume_remove
         self.persistent = persistent
         self._execs: dict = {}
         self._started = time.time()

@@ -16,8 +16,11 @@ def list_images(store, filters: dict[str, list[str]], all_images: bool) -> list[
             raise InvalidParameter(f"invalid filter '{key}'")
     before = [store.resolve(r).created for r in filters.get("before", [])]
     since = [store.resolve(r).created for r in filters.get("since", [])]
+    hidden = set() if all_images else _intermediate(store)
     out = []
     for image in store.list():
+        if image.id in hidden and not image.repo_tags:
+            continue
         if "dangling" in filters:
             want = filters["dangling"][0].lower() in ("1", "true")
             if want != (not image.repo_tags):
@@ -34,3 +37,12 @@ def list_images(store, filters: dict[str, list[str]], all_images: bool) -> list[
         out.append(store.summary_dict(image))
     out.sort(key=lambda d: d.get("Created", 0), reverse=True)
     return out
+
+
+def _intermediate(store) -> set[str]:
+    """Build steps' images, hidden from `images` without -a as Docker hides images that have children."""
+    try:
+        from nanovisor.build.cache import intermediate_ids
+    except ImportError:
+        return set()
+    return set(intermediate_ids(store.db))

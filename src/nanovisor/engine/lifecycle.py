@@ -65,6 +65,7 @@ class Lifecycle:
         # out restart policies; the embedded CLI leaves those to conmon's exit command.
         self.persistent = persistent
         self._created_hooks: dict[str, list[Callable[[Container], None]]] = {}
+        self.remove_volume: Callable[[str], None] | None = None  # set by the engine (anonymous volumes on rm)
         self._hooks_guard = threading.Lock()
 
     # helpers ----------------------------------------------------------------------------------------
@@ -480,6 +481,7 @@ class Lifecycle:
             self.snapshot(c).remove()
             self.containers.delete(c)
         self.locks.forget(c.id)
+        remove_volume = remove_volume or self.remove_volume
         if volumes and remove_volume is not None:
             for p in c.spec.get("MountPoints") or []:
                 if p["Type"] == "volume" and p.get("_Anonymous", len(p.get("Name", "")) == 64):
