@@ -15,10 +15,14 @@ PACKAGES=(
   iproute2 nftables util-linux mount procps psmisc e2fsprogs
   # VM isolation
   qemu-system-x86 qemu-utils erofs-utils
+  # the nano guest kernel, built here from Debian's source (python -m nanovisor.runtime.vm.guest build)
+  linux-source-6.1 bc bison flex libelf-dev libssl-dev make gcc libc6-dev
   # tests: a real registry server
   docker-registry
   # benchmarks: bench/net_publish.py
   wrk
+  # benchmarks: bench/image_transport.py builds a Debian rootfs
+  debootstrap
   python3-venv
 )
 

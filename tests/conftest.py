@@ -4,61 +4,13 @@ embedded `nanovisor` CLI run as a user would run it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-
-IMAGE = "nano/busybox"
-
-# Tests never reach off the machine: no outbound masquerading, no DNS forwarding upstream.
-os.environ["NANOVISOR_NET_OUTBOUND"] = "0"
-os.environ["NANOVISOR_DNS_FORWARD"] = "0"
-
-
-def run_cli(root: Path, *args: str, input: str | bytes | None = None, timeout: float = 120,
-            check: bool = False, text: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nanovisor", "--root", str(root), *args], input=input,
-                          capture_output=True, text=text, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"nanovisor {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def mounts_under(root: Path) -> list[str]:
-    prefix = str(root.resolve())
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-
-
-def cleanup_root(root: Path) -> None:
-    """Removes every container (stopping it, by the engine's own rm -f), then the root."""
-    if not (root / "nanovisor.db").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        return
-    ids = run_cli(root, "ps", "-aq", "--no-trunc").stdout.split()
-    if ids:
-        run_cli(root, "rm", "-f", "-v", *ids, timeout=300)
-    teardown_runtime_state(root)
-    for m in reversed(mounts_under(root)):
-        subprocess.run(["umount", "-l", m], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def teardown_runtime_state(root: Path) -> None:
-    """Bridges, nftables table, netns mounts, helper processes and /run state of a root: gone."""
-    from nanovisor.network.manager import NetworkManager
-    from nanovisor.paths import Paths
-    from nanovisor.store.db import Database
-
-    paths = Paths.for_root(root)
-    NetworkManager(paths, Database(paths.db)).teardown()
-    for m in reversed(mounts_under(paths.run)):
-        subprocess.run(["umount", "-l", m], capture_output=True)
-    shutil.rmtree(paths.run, ignore_errors=True)
+from nvtest import IMAGE, cleanup_root, run_cli  # noqa: F401  (re-exported for old imports)
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,12 @@ struct proc {
     int in, out, err;     /* host-side ends: we write in, read out/err (out is the pty master with a tty) */
     int ctl;              /* socketpair to the child until it execs */
     int tty;
+    char *inbuf;          /* stdin not yet accepted by the process (it may not even have started) */
+    size_t inlen;
+    int in_eof;           /* host closed stdin: close ours once inbuf is flushed */
 };
+
+#define MAX_PENDING_IN (8u << 20) /* stop reading the port while this much stdin waits */
 
 static struct proc procs[MAXPROC];
 static int port = -1;
@@ -394,6 +399,10 @@ static void main_child(int ctl, struct kv *kv, int stdio[3]) {
 static void exec_child(int ctl, struct kv *kv, int stdio[3]) {
     static const char *ns[] = {"ipc", "uts", "mnt"};
     char path[64];
+    if (access("/sys/fs/cgroup/c/cgroup.procs", W_OK) == 0) { /* join the container's limits */
+        int fd = open("/sys/fs/cgroup/c/cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) { dprintf(fd, "%d", getpid()); close(fd); }
+    }
     snprintf(path, sizeof path, "/proc/%d/root", main_pid);
     int rootfd = open(path, O_RDONLY | O_DIRECTORY);
     if (rootfd < 0) child_fail(ctl, "container is not running");
@@ -409,6 +418,27 @@ static void exec_child(int ctl, struct kv *kv, int stdio[3]) {
 }
 
 /* ---- agent side ---- */
+
+static void write_file(const char *path, const char *val) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) { write_all(fd, val, strlen(val)); close(fd); }
+}
+
+/* --memory / --pids-limit inside the guest too: the VM is sized with headroom for the kernel, so the container's
+ * own limit is a cgroup (v2) around it, and exceeding it OOM-kills the container's process as under runc. */
+static void limit_resources(pid_t pid, struct kv *kv) {
+    const char *mem = kv_get(kv, "memory.max"), *pids = kv_get(kv, "pids.max");
+    if (!mem && !pids) return;
+    mkdir("/sys/fs/cgroup", 0755);
+    mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids");
+    mkdir("/sys/fs/cgroup/c", 0755);
+    if (mem) { write_file("/sys/fs/cgroup/c/memory.max", mem); write_file("/sys/fs/cgroup/c/memory.swap.max", "0"); }
+    if (pids) write_file("/sys/fs/cgroup/c/pids.max", pids);
+    char s[32];
+    snprintf(s, sizeof s, "%d", pid);
+    write_file("/sys/fs/cgroup/c/cgroup.procs", s);
+}
 
 static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
     struct kv kv;
@@ -448,6 +478,7 @@ static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
     if (!p->tty) {
         close(in[0]); close(out[1]); close(err[1]);
         p->in = in[1]; p->out = out[0]; p->err = err[0];
+        fcntl(p->in, F_SETFL, O_NONBLOCK);
         fcntl(p->out, F_SETFL, O_NONBLOCK);
         fcntl(p->err, F_SETFL, O_NONBLOCK);
     }
@@ -455,7 +486,7 @@ static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
     p->ctl = sp[0];
     if (p->tty) {
         int m = recv_fd(p->ctl);
-        if (m >= 0) { p->out = m; p->in = dup(m); fcntl(m, F_SETFL, O_NONBLOCK); }
+        if (m >= 0) { p->out = m; p->in = dup(m); fcntl(m, F_SETFL, O_NONBLOCK); fcntl(p->in, F_SETFL, O_NONBLOCK); }
     }
     /* the child writes "" (ready) or an error message; EOF means it exec'd or died */
     char msg[600];
@@ -470,6 +501,7 @@ static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
     if (n <= 0) { send_str(NV_CREATED, id, "container process died during setup"); return; }
     if (is_main) {
         main_pid = pid;
+        limit_resources(pid, &kv);
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
         int fd = open(path, O_RDONLY);
@@ -502,6 +534,9 @@ static void reap(void) {
             drain(&p->out, NV_STDOUT, p->id);
             if (p->err >= 0) drain(&p->err, NV_STDERR, p->id);
             closefd(&p->out); closefd(&p->err); closefd(&p->in); closefd(&p->ctl);
+            free(p->inbuf);
+            p->inbuf = NULL;
+            p->inlen = 0;
             char s[32];
             snprintf(s, sizeof s, "%d", st);
             send_str(NV_EXIT, p->id, s);
@@ -549,21 +584,79 @@ static long ns_pid(const char *pid) {
     return v;
 }
 
+/* One line per container process, as the container sees it:
+ * "PID PPID UID STARTTIME_TICKS CPU_TICKS TTY_NR CMDLINE"; first line "btime BOOT_EPOCH". */
+static int ps_lines(char *out, size_t cap) {
+    static long rootpid[4096], nspid[4096];
+    int np = 0;
+    size_t n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && np < 4096) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        long v = ns_pid(e->d_name);
+        if (!v) continue;
+        rootpid[np] = atol(e->d_name);
+        nspid[np++] = v;
+    }
+    if (d) closedir(d);
+    n += (size_t)snprintf(out + n, cap - n, "btime %ld\n", read_long("/proc/stat", "btime "));
+    for (int i = 0; i < np && n < cap - 600; i++) {
+        char path[64], buf[1024], cmd[400];
+        snprintf(path, sizeof path, "/proc/%ld/stat", rootpid[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t r = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (r <= 0) continue;
+        buf[r] = 0;
+        char *rp = strrchr(buf, ')');
+        if (!rp) continue;
+        char comm[64] = "";
+        char *lp = strchr(buf, '(');
+        if (lp) snprintf(comm, sizeof comm, "%.*s", (int)(rp - lp - 1), lp + 1);
+        long f[40] = {0};
+        int k = 0;
+        for (char *t = strtok(rp + 2, " "); t && k < 40; t = strtok(NULL, " ")) f[k++] = atol(t);
+        /* f[0]=state(char->0) f[1]=ppid f[4]=tty_nr f[11]=utime f[12]=stime f[19]=starttime */
+        long ppid = 0;
+        for (int j = 0; j < np; j++) if (rootpid[j] == f[1]) ppid = nspid[j];
+        snprintf(path, sizeof path, "/proc/%ld/status", rootpid[i]);
+        long uid = read_long(path, "Uid:");
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", rootpid[i]);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        r = fd >= 0 ? read(fd, cmd, sizeof cmd - 1) : -1;
+        if (fd >= 0) close(fd);
+        if (r > 0) {
+            for (ssize_t j = 0; j < r; j++) if (cmd[j] == 0 || cmd[j] == '\n') cmd[j] = ' ';
+            while (r > 0 && cmd[r - 1] == ' ') r--;
+            cmd[r] = 0;
+        } else {
+            snprintf(cmd, sizeof cmd, "[%s]", comm);
+        }
+        n += (size_t)snprintf(out + n, cap - n, "%ld %ld %ld %ld %ld %ld %s\n", nspid[i], ppid, uid, f[19],
+                              f[11] + f[12], f[4], cmd);
+    }
+    return (int)n;
+}
+
 static void do_stats(uint32_t id, int ps) {
-    char out[8192];
+    static char out[1 << 16];
     int n = 0;
+    if (ps) {
+        n = ps_lines(out, sizeof out);
+        send_frame(NV_REPLY, id, out, (uint32_t)n);
+        return;
+    }
     int pids = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
-        long np = ns_pid(e->d_name);
-        if (!np) continue;
-        pids++;
-        if (ps && n < (int)sizeof out - 32) n += snprintf(out + n, sizeof out - (size_t)n, "%ld ", np);
+        if (ns_pid(e->d_name)) pids++;
     }
     if (d) closedir(d);
-    if (!ps) {
+    {
         unsigned long long u = 0, ni = 0, sy = 0, idle = 0, io = 0, irq = 0, sirq = 0;
         FILE *f = fopen("/proc/stat", "r");
         if (f) { if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &u, &ni, &sy, &idle, &io, &irq, &sirq) != 7) u = 0; fclose(f); }
@@ -575,6 +668,31 @@ static void do_stats(uint32_t id, int ps) {
                      pids, total * 1024);
     }
     send_frame(NV_REPLY, id, out, (uint32_t)n);
+}
+
+static void queue_in(struct proc *p, const char *data, size_t n) {
+    p->inbuf = realloc(p->inbuf, p->inlen + n);
+    memcpy(p->inbuf + p->inlen, data, n);
+    p->inlen += n;
+}
+
+/* Never block on a process' stdin: it may not read (or not have started yet) while we must keep serving. */
+static void flush_in(struct proc *p) {
+    while (p->in >= 0 && p->inlen) {
+        ssize_t w = write(p->in, p->inbuf, p->inlen);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) return;
+        if (w < 0) { p->inlen = 0; break; } /* EPIPE: the reader is gone; drop */
+        memmove(p->inbuf, p->inbuf + w, p->inlen - (size_t)w);
+        p->inlen -= (size_t)w;
+    }
+    if (!p->inlen && p->in_eof) closefd(&p->in);
+}
+
+static size_t pending_in(void) {
+    size_t n = 0;
+    for (int i = 0; i < MAXPROC; i++) if (procs[i].used) n += procs[i].inlen;
+    return n;
 }
 
 static void handle(struct nv_hdr *h, char *payload) {
@@ -590,11 +708,12 @@ static void handle(struct nv_hdr *h, char *payload) {
         p = proc_by_id(h->id);
         if (!p || p->in < 0) break;
         if (h->len == 0) {
-            if (p->tty) { char eot = 4; write_all(p->in, &eot, 1); }
-            else closefd(&p->in);
+            if (p->tty) queue_in(p, "\4", 1);
+            else p->in_eof = 1;
         } else {
-            write_all(p->in, payload, h->len);
+            queue_in(p, payload, h->len);
         }
+        flush_in(p);
         break;
     case NV_KILL: do_kill(h->id, payload); break;
     case NV_RESIZE:
@@ -666,19 +785,29 @@ int main(void) {
     static char rbuf[NV_MAX_PAYLOAD + sizeof(struct nv_hdr) + 1];
     size_t have = 0;
     for (;;) {
-        struct pollfd pf[2 + 2 * MAXPROC];
-        int map[2 + 2 * MAXPROC];
+        struct pollfd pf[2 + 3 * MAXPROC];
+        int map[2 + 3 * MAXPROC];
         int n = 0;
-        pf[n].fd = port; pf[n].events = POLLIN; map[n++] = -1;
+        pf[n].fd = port; pf[n].events = pending_in() < MAX_PENDING_IN ? POLLIN : 0; map[n++] = -1;
         pf[n].fd = sfd; pf[n].events = POLLIN; map[n++] = -2;
         for (int i = 0; i < MAXPROC; i++) {
             if (!procs[i].used) continue;
             if (procs[i].out >= 0) { pf[n].fd = procs[i].out; pf[n].events = POLLIN; map[n++] = i * 2; }
             if (procs[i].err >= 0) { pf[n].fd = procs[i].err; pf[n].events = POLLIN; map[n++] = i * 2 + 1; }
+            if (procs[i].in >= 0 && procs[i].inlen) { pf[n].fd = procs[i].in; pf[n].events = POLLOUT; map[n++] = 1000 + i; }
         }
-        if (poll(pf, (nfds_t)n, -1) < 0) continue;
+        int r = poll(pf, (nfds_t)n, NV_HEARTBEAT_MS);
+        if (r == 0) { send_frame(NV_ALIVE, 0, NULL, 0); continue; }
+        if (r < 0) continue;
         for (int j = 2; j < n; j++) {
             if (!pf[j].revents) continue;
+            if (map[j] >= 1000) {
+                struct proc *q = &procs[map[j] - 1000];
+                if (!q->used) continue;
+                if (pf[j].revents & (POLLERR | POLLHUP)) { q->inlen = 0; closefd(&q->in); }
+                else flush_in(q);
+                continue;
+            }
             struct proc *p = &procs[map[j] / 2];
             if (!p->used) continue;
             if (map[j] % 2 == 0) drain(&p->out, NV_STDOUT, p->id);

@@ -21,6 +21,8 @@ struct nv_hdr {
 #define NV_STDERR  'e'
 #define NV_EXIT    'x' /* payload: decimal wait status */
 #define NV_REPLY   'r' /* reply to stats/ps; id echoes the request id */
+#define NV_ALIVE   'h' /* sent after NV_HEARTBEAT_MS without traffic: the guest is alive */
+#define NV_HEARTBEAT_MS 5000
 
 /* host -> guest */
 #define NV_CREATE  'C' /* id 0: main process; payload: key\0value\0 pairs */

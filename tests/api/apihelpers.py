@@ -52,11 +52,13 @@ _spec_cache: dict = {}
 
 
 def _nullable(schema):
-    """Swagger 2.0's x-nullable becomes JSON Schema's type [T, "null"]."""
+    """Swagger 2.0's x-nullable becomes JSON Schema's type [T, "null"]; so do arrays and objects, because
+    moby (Go) encodes nil slices and maps as null and every client copes with that."""
     if isinstance(schema, dict):
         out = {k: _nullable(v) for k, v in schema.items()}
-        if out.get("x-nullable") and isinstance(out.get("type"), str):
-            out["type"] = [out["type"], "null"]
+        t = out.get("type")
+        if isinstance(t, str) and (out.get("x-nullable") or t in ("array", "object")):
+            out["type"] = [t, "null"]
         return out
     if isinstance(schema, list):
         return [_nullable(v) for v in schema]
@@ -123,3 +125,10 @@ class ServeProcess:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (for a server to bind, or a registry that refuses)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

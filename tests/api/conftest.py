@@ -39,8 +39,27 @@ def nv_root():
     if built.returncode != 0:
         pytest.fail(f"nano build busybox failed:\n{built.stdout}\n{built.stderr}")
     yield root
-    if not _mounts_under(root):
-        shutil.rmtree(root, ignore_errors=True)
+    _teardown_root(root)
+
+
+_TEARDOWN = """
+import sys
+from nanovisor.engine.engine import Engine
+engine = Engine(sys.argv[1])
+if engine.network is not None:
+    engine.network.teardown()
+print(engine.paths.run)
+"""
+
+
+def _teardown_root(root: Path) -> None:
+    """Remove the kernel objects the engine made for this root (bridge, netns mount), then its files."""
+    done = subprocess.run([sys.executable, "-c", _TEARDOWN, str(root)], capture_output=True, text=True,
+                          timeout=120)
+    run_dir = Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+    for path in (root, run_dir):
+        if path is not None and path.exists() and not _mounts_under(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

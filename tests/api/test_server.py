@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-from apihelpers import ServeProcess, UnixHTTPConnection
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from apihelpers import ServeProcess, UnixHTTPConnection, free_port
 
 
 def test_unix_and_tcp_at_once_then_sigterm_cleans_up(nv_root, docker_env):
     tmp = Path(tempfile.mkdtemp(prefix="nv-api2-"))
     sock = tmp / "second.sock"
-    port = _free_port()
+    port = free_port()
     server = ServeProcess(nv_root, [f"unix://{sock}", f"tcp://127.0.0.1:{port}"], tmp / "serve.log")
     try:
         server.wait_ready(sock=str(sock))

@@ -7,7 +7,7 @@ import json
 import time
 
 from buildhelpers import nvb
-from conftest import IMAGE
+from nvtest import IMAGE
 
 
 def test_commit_running_container(root):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IMAGE
+from nvtest import IMAGE
 
 
 def test_run_rm_prints_and_returns_exit_code(nv):

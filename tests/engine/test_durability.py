@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IMAGE, run_cli
+from nvtest import IMAGE, run_cli
 
 
 def _start_serve(root: Path, sock: Path) -> subprocess.Popen:

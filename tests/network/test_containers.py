@@ -8,7 +8,7 @@ import signal
 import subprocess
 
 import pytest
-from conftest import Httpd, fetch, in_ns
+from nethelpers import Httpd, fetch, in_ns
 
 from nanovisor.errors import Forbidden, InvalidParameter, SystemError_
 from nanovisor.network import links, nft, nsutil

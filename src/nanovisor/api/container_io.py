@@ -33,10 +33,12 @@ _EMPTY_CPU = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_i
 def attach(req: Request) -> Hijack:
     keys = parse_detach_keys(req.q("detachKeys"))
     stdin = req.qbool("stdin")
+    config = req.engine.container_inspect(req.params["name"]).get("Config") or {}
     session = req.engine.container_attach(
         req.params["name"], stdin=stdin, stdout=req.qbool("stdout"), stderr=req.qbool("stderr"),
         logs=req.qbool("logs"), stream=req.qbool("stream"))
-    return Hijack(session, stdin=stdin, detach_keys=keys)
+    once = bool(config.get("StdinOnce")) and not config.get("Tty")
+    return Hijack(session, stdin=stdin, close_stdin_on_eof=once, detach_keys=keys)
 
 
 def logs(req: Request) -> Stream:

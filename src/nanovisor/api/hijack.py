@@ -2,7 +2,8 @@
 
 Output (session -> client) is copied on the request thread, stdcopy-framed without a TTY; input
 (client -> session) on a helper thread. The client's half-close (docker CLI's CloseWrite on stdin EOF)
-becomes close_stdin() while output keeps flowing; when output ends we send FIN and wait for the client to
+becomes close_stdin() while output keeps flowing (for attach only when the container is StdinOnce without
+a TTY, as in moby, so a detached `docker attach` leaves stdin usable for the next one); when output ends we send FIN and wait for the client to
 close. With a TTY, the detach key sequence (default ctrl-p,ctrl-q) ends the attach without closing stdin.
 """
 
@@ -121,7 +122,12 @@ def _copy_input(rfile: BinaryIO, h: Hijack, done: threading.Event) -> None:
     session = h.session
     matcher = DetachMatcher(h.detach_keys if session.tty else None)
     writable = h.stdin
+    # An attach made before the start has nowhere to put stdin yet: hold it until the container runs.
+    # (AttachSession exposes wait_connected; a session whose write() waits itself needs nothing here.)
+    wait_connected = getattr(session, "wait_connected", None)
     try:
+        if writable and wait_connected is not None:
+            wait_connected()
         while True:
             data = rfile.read1(65536)
             if not data:
@@ -141,7 +147,7 @@ def _copy_input(rfile: BinaryIO, h: Hijack, done: threading.Event) -> None:
                 return
     except (OSError, ValueError):
         pass
-    if h.stdin and writable and not done.is_set():
+    if h.stdin and h.close_stdin_on_eof and writable and not done.is_set():
         _quietly(session.close_stdin)
 
 

@@ -1,4 +1,5 @@
-"""Image routes: list, inspect, history, tag, remove, prune, load, save (get), import and pull (create)."""
+"""Image routes: list, inspect, history, tag, remove, prune, load, save (get), import and pull (create),
+push."""
 
 from __future__ import annotations
 
@@ -80,14 +81,16 @@ def create(req: Request) -> Response | Stream:
     image = req.q("fromImage")
     if not image:
         raise errors.InvalidParameter("fromImage or fromSrc is required")
-    pull = getattr(req.engine, "image_pull", None)
     tag = req.q("tag") or ""
     ref = f"{image}@{tag}" if tag.startswith("sha256:") else f"{image}:{tag}" if tag else image
-    if pull is None:
-        raise errors.NotFound(
-            f"pull access denied for {image}: nanovisor cannot pull from registries yet; "
-            "use docker load or nanovisor nano build to get images")
-    progress = pull(ref, platform=req.q("platform") or None, auth=_registry_auth(req))
+    progress = req.engine.image_pull(ref, platform=req.q("platform") or None, auth=_registry_auth(req))
+    return Stream(json_lines(progress), on_error=json_error_message)
+
+
+def push(req: Request) -> Stream:
+    tag = req.q("tag") or ""
+    ref = f"{req.params['name']}:{tag}" if tag else req.params["name"]
+    progress = req.engine.image_push(ref, auth=_registry_auth(req))
     return Stream(json_lines(progress), on_error=json_error_message)
 
 
@@ -111,5 +114,6 @@ ROUTES = [
     ("GET", "/images/{name:.+}/history", history),
     ("GET", "/images/{name:.+}/get", save_one),
     ("POST", "/images/{name:.+}/tag", tag),
+    ("POST", "/images/{name:.+}/push", push),
     ("DELETE", "/images/{name:.+}", remove),
 ]

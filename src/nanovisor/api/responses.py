@@ -74,5 +74,6 @@ class Hijack:
 
     session: Any
     stdin: bool = False
+    close_stdin_on_eof: bool = True   # moby: attach closes stdin only for StdinOnce non-TTY containers
     detach_keys: bytes | None = None
     on_done: Callable[[], None] | None = None

@@ -80,7 +80,7 @@ def _tcp_listener(addr: tuple[str, int], handler) -> socketserver.TCPServer:
 
 def make_handler(engine):
     """A handler class bound to this engine and the route table (built once)."""
-    from nanovisor.api.http import ApiHandler
+    from nanovisor.api.handler import ApiHandler
     from nanovisor.api.router import default_router
 
     return type("BoundApiHandler", (ApiHandler,), {"engine": engine, "router": default_router()})

@@ -192,7 +192,7 @@ def _is_json_name(name: str) -> bool:
 def _scan(store: ImageStore, stream: BinaryIO, added: list[str]) -> _Loaded:
     found = _Loaded()
     raw, _ = decompressed(stream)
-    src = Source(raw)
+    src = Source(raw, digest=False)  # layers are hashed as they are unpacked; the archive need not be
     try:
         for m, data in members(src):
             if m.type in (SYM, HARD):

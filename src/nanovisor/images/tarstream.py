@@ -127,21 +127,25 @@ def _pax_num(pax: dict[str, bytes], key: str, default: int) -> int:
 
 
 class Source:
-    """Buffered reader over the uncompressed stream that hashes everything and optionally records the
-    non-data bytes (the "skeleton") through `on_meta`."""
+    """Buffered reader over the uncompressed stream that hashes everything (unless digest=False: then nothing
+    is hashed and no thread is started) and optionally records the non-data bytes (the "skeleton") through
+    `on_meta`."""
 
-    def __init__(self, raw: BinaryIO, on_meta: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self, raw: BinaryIO, on_meta: Callable[[bytes], None] | None = None, digest: bool = True) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
         self.size = 0
         self.on_meta = on_meta
         self._buf = b""
         self._pos = 0
+        self._eof = False
+        self._thread: threading.Thread | None = None
+        if not digest:
+            return
         # Reading, decompressing and hashing run in a helper thread (zlib and hashlib release the GIL), so
         # they overlap with the extraction syscalls of the consumer.
         self._q: queue.Queue = queue.Queue(maxsize=16)
         self._stop = threading.Event()
-        self._eof = False
         self._thread = threading.Thread(target=self._produce, name="tar-read", daemon=True)
         self._thread.start()
 
@@ -168,13 +172,19 @@ class Source:
 
     def close(self) -> None:
         """Stops the reader thread (after an error the rest of the stream is not read)."""
-        self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
 
     def _raw(self, n: int) -> bytes:
         """The next chunk (at most CHUNK bytes) of the uncompressed stream, b"" at its end."""
         if self._eof:
             return b""
+        if self._thread is None:
+            chunk = self.raw.read(CHUNK)
+            self.size += len(chunk)
+            self._eof = not chunk
+            return chunk
         item = self._q.get()
         if item is None:
             self._eof = True
@@ -232,6 +242,8 @@ class Source:
     @property
     def digest(self) -> str:
         """Valid once the stream was read to its end."""
+        if self._thread is None:
+            raise RuntimeError("Source(digest=False) has no digest")
         self._thread.join()
         return "sha256:" + self.hash.hexdigest()
 

@@ -381,7 +381,7 @@ def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: st
     try:
         writer = _Writer(Path(dest_dir), layer=False, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                          owner=owner, base="/".join(names))
-        src = Source(raw)
+        src = Source(raw, digest=False)
         try:
             _run(src, writer, None, None)
         finally:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from nanovisor.errors import InvalidParameter
@@ -16,9 +17,17 @@ _BINARIES = {"runc": ("runc", "process"), "crun": ("crun", "process"),
 _ISOLATIONS = {"": None, "default": None, "process": None, "vm": VM_RUNTIME, "hyperv": VM_RUNTIME}
 
 
+def _find(binary: str) -> str | None:
+    """Our own runtime is installed beside this interpreter: prefer that over PATH (skips pyenv shims)."""
+    beside = Path(sys.executable).parent / binary
+    if beside.exists():
+        return str(beside)
+    return shutil.which(binary)
+
+
 class RuntimeRegistry:
     def __init__(self, state_dir: Path) -> None:
-        self.runtimes = {name: OCIRuntime(name, shutil.which(binary), state_dir / name, kind)
+        self.runtimes = {name: OCIRuntime(name, _find(binary), state_dir / name, kind)
                          for name, (binary, kind) in _BINARIES.items()}
 
     def get(self, name: str) -> OCIRuntime:

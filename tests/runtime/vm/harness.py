@@ -11,11 +11,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-VM_RUNTIME = str(Path(sys.executable).parent / "nanovisor-vm-runtime")
+from nanovisor.runtime.vm import runtime_binary
+
+PY_RUNTIME = str(Path(sys.executable).parent / "nanovisor-vm-runtime")
 
 
 def runtime_path(name: str) -> str:
-    return VM_RUNTIME if name == "vm" else shutil.which("runc") or "runc"
+    """"vm": what the engine runs (the C fast path when built); "vm-py": the Python runtime alone."""
+    if name == "vm":
+        return runtime_binary() or PY_RUNTIME
+    if name == "vm-py":
+        return PY_RUNTIME
+    return shutil.which("runc") or "runc"
 
 
 def make_bundle(where: Path, args: list[str], **process) -> Path:

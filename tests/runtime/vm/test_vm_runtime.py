@@ -36,7 +36,9 @@ def run(work, runtime: str, args: list[str], name: str = "c", tty: bool = False,
     bundle = h.make_bundle(tmp / f"{name}-{runtime}", args, **process)
     if edit:
         h.edit_spec(bundle, edit)
-    c = h.create(runtime, tmp / f"root-{runtime}", f"{name}-{runtime}", bundle, tmp, tty=tty)
+    # engine-like state paths: 64-hex ids under a deep root overflow sun_path (108 bytes) for the sockets
+    c = h.create(runtime, tmp / f"root-{runtime}" / ("state" * 8), f"{name}-{runtime}-{'0' * 48}", bundle, tmp,
+                 tty=tty)
     made.append(c)
     return c
 
@@ -71,17 +73,33 @@ def test_isolation_is_real(work):
     assert init.startswith("sh")                    # the container's process is PID 1 of its namespace
 
 
-def test_lifecycle_exec_pause_kill_and_nothing_left(work):
+@pytest.mark.parametrize("binary", ["vm", "vm-py"], ids=["fastpath", "python"])
+def test_lifecycle_exec_pause_kill_and_nothing_left(work, binary, monkeypatch):
+    """"python": the Python runtime and shim alone (the fallbacks of the C fast path and C relay)."""
     tmp, _ = work
-    c = run(work, "vm", ["sh", "-c", "echo ready; exec sleep 1000"])
+    if binary == "vm-py":
+        monkeypatch.setenv("NANOVISOR_VM_PY_SHIM", "1")
+    c = run(work, binary, ["sh", "-c", "echo ready; exec sleep 1000"])
     c.start()
     assert c.state()["status"] == "running"
-    r = c.rt("exec", c.cid, "sh", "-c", "echo in-exec; exit 5", check=False)
+    shim_exe = os.readlink(f"/proc/{c.state()['pid']}/exe")
+    assert ("python" in shim_exe) == (binary == "vm-py")
+    def process(name: str, args: list[str]) -> str:
+        (tmp / name).write_text(json.dumps({"args": args, "cwd": "/", "env": ["PATH=/bin"],
+                                            "user": {"uid": 0, "gid": 0}}))
+        return str(tmp / name)
+
+    r = c.rt("exec", "--process", process("p5.json", ["sh", "-c", "echo in-exec; exit 5"]), c.cid, check=False)
     assert (r.returncode, r.stdout) == (5, "in-exec\n")
-    r = c.rt("exec", c.cid, "no-such-binary", check=False)
+    r = c.rt("exec", c.cid, "sh", "-c", "echo argv-form", check=False)  # runc's positional form
+    assert (r.returncode, r.stdout) == (0, "argv-form\n")
+    r = c.rt("exec", "--process", process("bad.json", ["no-such-binary"]), c.cid, check=False)
     assert r.returncode == 255 and "executable file not found" in r.stderr
     pids = json.loads(c.rt("ps", "--format", "json", c.cid).stdout)
     assert pids == [1]
+    table = c.rt("ps", c.cid).stdout.splitlines()  # `ps -ef` columns from inside the guest: docker top
+    assert table[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert table[1].split()[:3] == ["root", "1", "0"] and table[1].endswith("sleep 1000")
     stats = json.loads(c.rt("events", "--stats", c.cid).stdout)
     assert stats["type"] == "stats" and stats["data"]["memory"]["usage"]["usage"] > 0
     assert stats["data"]["pids"]["current"] == 1
@@ -116,6 +134,50 @@ def test_tty_matches_runc(work):
         outs[rt] = (c.wait(), c.output())
     assert outs["vm"] == outs["runc"]
     assert outs["vm"][1].splitlines()[0].strip() == "/dev/pts/0"
+
+
+def _exec_tty(c: h.Conmon, tmp: Path) -> str:
+    """`exec --detach --tty --console-socket` as conmon does; read the pty master we are handed."""
+    import array
+    import socket
+
+    (tmp / "tty.json").write_text(json.dumps({"args": ["sh", "-c", "tty; stty size"], "cwd": "/", "terminal": True,
+                                              "consoleSize": {"height": 30, "width": 100},
+                                              "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}))
+    path = tmp / f"console-{c.runtime}.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    c.rt("exec", "--detach", "--tty", "--console-socket", str(path), "--pid-file", str(tmp / "x.pid"),
+         "--process", str(tmp / "tty.json"), c.cid)
+    conn, _ = srv.accept()
+    fds = array.array("i")
+    _msg, anc, _flags, _addr = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
+    fds.frombytes(anc[0][2][:fds.itemsize])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fds[0], 4096)
+        except OSError:  # EIO: the last slave fd closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(fds[0])
+    return out.decode()
+
+
+def test_exec_tty_through_console_socket_matches_runc(work):
+    tmp, _ = work
+    outs = {}
+    for rt in ("runc", "vm"):
+        c = run(work, rt, ["sleep", "1000"], name="et")
+        c.start()
+        outs[rt] = _exec_tty(c, tmp)
+        c.rt("kill", c.cid, "KILL")
+        c.wait()
+    assert outs["vm"] == outs["runc"]
+    assert outs["vm"].split("\r\n")[:2] == ["/dev/pts/0", "30 100"]
 
 
 def test_bind_mounts_both_ways_and_readonly(work):
@@ -161,6 +223,20 @@ def test_failed_create_leaves_nothing(work):
     tmp, _ = work
     with pytest.raises(RuntimeError, match="executable file not found"):
         run(work, "vm", ["no-such-binary"], name="bad")
-    root = tmp / "root-vm"
-    assert leftovers(root, "bad-vm") == []
-    assert not os.path.exists(root / "bad-vm")
+    root = tmp / "root-vm" / ("state" * 8)
+    assert leftovers(root, f"bad-vm-{'0' * 48}") == []
+    assert not os.path.exists(root / f"bad-vm-{'0' * 48}")
+
+
+def test_hung_guest_is_reported_as_exit(work, monkeypatch):
+    from nanovisor.runtime.vm import client
+    from nanovisor.runtime.vm.state import Container
+
+    monkeypatch.setenv("NANOVISOR_VM_HANG_TIMEOUT", "8")  # reaches the shim through conmon's environment
+    c = run(work, "vm", ["sleep", "1000"], name="hang")
+    c.start()
+    client.qmp(Container(c.root, c.cid), "stop")  # freeze every vCPU behind the runtime's back: a hung guest
+    assert c.wait() == 137
+    assert "did not answer" in c.output("stderr")
+    c.rt("delete", c.cid)
+    assert leftovers(c.root, c.cid) == []

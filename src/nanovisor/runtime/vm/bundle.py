@@ -125,6 +125,10 @@ def plan(bundle: Path) -> Plan:
     limit = (res.get("memory") or {}).get("limit")
     if limit and limit > 0:
         p.mem_mib = max(64, math.ceil(limit / (1 << 20)) + GUEST_OVERHEAD_MIB)
+        kvs.append(("memory.max", str(limit)))
+    pids_limit = (res.get("pids") or {}).get("limit")
+    if pids_limit and pids_limit > 0:
+        kvs.append(("pids.max", str(pids_limit)))
     cpu = res.get("cpu") or {}
     quota, period = cpu.get("quota"), cpu.get("period")
     if quota and quota > 0 and period:

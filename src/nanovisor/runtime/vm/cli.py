@@ -21,7 +21,7 @@ import tty
 from pathlib import Path
 
 from nanovisor.runtime.vm import bundle as bundle_mod
-from nanovisor.runtime.vm.state import Container, RuntimeError_, container, proc_start_time
+from nanovisor.runtime.vm.state import Container, RuntimeError_, connect_unix, container
 
 OCI_VERSION = "1.0.2"
 VERSION = "0.1.0"
@@ -41,7 +41,7 @@ def _signal(s: str) -> int:
 def _send_console(sock_path: str, master: int, name: str) -> None:
     """Hand the pty master to whoever holds the console socket (conmon), as runc does."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(sock_path)
+        connect_unix(s, Path(sock_path))
         s.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))])
 
 
@@ -122,9 +122,9 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
         _cleanup_dir(c)
         raise RuntimeError_(f"nanovisor-vm create failed: unable to start container process: {err}")
     created = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-    c.save({"ociVersion": spec.get("ociVersion", OCI_VERSION), "id": a.id, "pid": pid,
-            "pid_start": proc_start_time(pid), "bundle": str(bundle), "rootfs": str(plan.rootfs),
-            "created": created, "owner": "", "annotations": spec.get("annotations") or {}})
+    c.save({"ociVersion": spec.get("ociVersion", OCI_VERSION), "id": a.id, "pid": pid, "status": "created",
+            "bundle": str(bundle), "rootfs": str(plan.rootfs), "created": created, "owner": "",
+            "annotations": spec.get("annotations") or {}}, pid)
     if a.pid_file:
         tmp = Path(a.pid_file + ".tmp")
         tmp.write_text(str(pid))
@@ -146,10 +146,8 @@ def start(a: argparse.Namespace) -> None:
 
 def state_obj(c: Container) -> dict:
     st = c.load()
-    status = c.status(st)
-    return {"ociVersion": st["ociVersion"], "id": st["id"], "pid": st["pid"] if status != "stopped" else 0,
-            "status": status, "bundle": st["bundle"], "rootfs": st["rootfs"], "created": st["created"],
-            "annotations": st.get("annotations") or {}, "owner": st.get("owner", "")}
+    status = c.status()
+    return {**st, "status": status, "pid": st["pid"] if status != "stopped" else 0}
 
 
 def cmd_state(a: argparse.Namespace) -> None:
@@ -210,15 +208,12 @@ def _proc_state(pid: int) -> str:
 
 def destroy(c: Container) -> None:
     """Kill whatever is left (shim, qemu, virtiofsd) and remove the state directory."""
-    try:
-        st = json.loads((c.dir / "state.json").read_text())
-    except (OSError, ValueError):
-        st = {}
     pids = []
-    if st and c.shim_alive(st):
+    shim = c.shim_pid()
+    if shim:
         try:
-            os.kill(st["pid"], signal.SIGKILL)
-            pids.append(st["pid"])
+            os.kill(shim, signal.SIGKILL)
+            pids.append(shim)
         except ProcessLookupError:
             pass
     try:
@@ -270,18 +265,48 @@ def _running(c: Container) -> None:
         raise RuntimeError_("container is paused")
 
 
-def cmd_ps(a: argparse.Namespace) -> None:
+def _ps_rows(c: Container) -> tuple[int, list[list[str]]]:
     from nanovisor.runtime.vm import client
 
+    lines = client.call(c, {"op": "ps"})["data"].splitlines()
+    btime = int(lines[0].split()[1]) if lines and lines[0].startswith("btime") else 0
+    return btime, [ln.split(" ", 6) for ln in lines[1:] if ln.strip()]
+
+
+def _user_names(rootfs: str) -> dict[int, str]:
+    from nanovisor.runtime.users import scoped_path
+
+    names = {0: "root"}
+    try:
+        with open(scoped_path(rootfs, "/etc/passwd")) as f:
+            for line in f:
+                parts = line.split(":")
+                if len(parts) > 2 and parts[2].isdigit():
+                    names.setdefault(int(parts[2]), parts[0])
+    except (OSError, ValueError):
+        pass
+    return names
+
+
+def cmd_ps(a: argparse.Namespace) -> None:
+    """json: the container's pids (as the container sees them). table: `ps -ef` columns, like runc's table,
+    computed in the guest (host `ps` cannot see inside the VM) — what `docker top` shows."""
     c = container(a.root, a.id)
     _running(c)
-    pids = [int(x) for x in client.call(c, {"op": "ps"})["data"].split()]
+    btime, rows = _ps_rows(c)
     if a.format == "json":
-        print(json.dumps(sorted(pids)))
-    else:
-        print("PID")
-        for p in sorted(pids):
-            print(p)
+        print(json.dumps(sorted(int(r[0]) for r in rows)))
+        return
+    hz = os.sysconf("SC_CLK_TCK")
+    names = _user_names(c.load().get("rootfs", "/nonexistent"))
+    print(f"{'UID':<8} {'PID':>5} {'PPID':>5} {'C':>2} {'STIME':<5} {'TTY':<8} {'TIME':>8} CMD")
+    for pid, ppid, uid, start, cpu, tty_nr, cmd in sorted(rows, key=lambda r: int(r[0])):
+        stime = time.strftime("%H:%M", time.localtime(btime + int(start) // hz))
+        secs = int(cpu) // hz
+        tty_name = "?" if int(tty_nr) == 0 else f"pts/{os.minor(int(tty_nr))}"
+        user = names.get(int(uid), uid)
+        print(f"{user:<8} {pid:>5} {ppid:>5} {0:>2} {stime:<5} {tty_name:<8} "
+              f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d} {cmd}")
 
 
 def stats(c: Container) -> dict:
@@ -506,7 +531,7 @@ def _log_error(a: argparse.Namespace, msg: str) -> None:
     print(msg, file=sys.stderr)
     if not a.log:
         return
-    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     line = json.dumps({"level": "error", "msg": msg, "time": now}) if a.log_format == "json" \
         else f'time="{now}" level=error msg={json.dumps(msg)}'
     try:

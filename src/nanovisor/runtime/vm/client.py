@@ -19,13 +19,13 @@ import termios
 from nanovisor.runtime.vm import protocol
 from nanovisor.runtime.vm.protocol import Decoder, frame
 from nanovisor.runtime.vm.shim import FORWARD, exit_like, write_all
-from nanovisor.runtime.vm.state import Container, RuntimeError_
+from nanovisor.runtime.vm.state import Container, RuntimeError_, connect_unix
 
 
 def connect(c: Container) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        s.connect(str(c.ctl))
+        connect_unix(s, c.ctl)
     except OSError:
         s.close()
         raise RuntimeError_("container not running") from None
@@ -52,7 +52,7 @@ def qmp(c: Container, command: str) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(10)
         try:
-            s.connect(str(c.vmdir / "qmp.sock"))
+            connect_unix(s, c.vmdir / "qmp.sock")
         except OSError:
             raise RuntimeError_("container not running") from None
         f = s.makefile("rwb")
@@ -80,7 +80,7 @@ def exec_relay(c: Container, kv: list[tuple[str, str]], tty_fd: int | None, repo
         if rows and cols and not any(k == "winsize" for k, _ in kv):
             kv = [*kv, ("winsize", f"{rows} {cols}")]
     sock = connect(c)
-    sock.sendall(json.dumps({"op": "exec", "kv": kv}).encode() + b"\n")
+    sock.sendall(json.dumps({"op": "exec"}).encode() + b"\n" + frame(protocol.EXEC, 0, protocol.kv(kv)))
     dec = Decoder()
     sel = selectors.DefaultSelector()
     rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)

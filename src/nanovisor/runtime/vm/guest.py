@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 GUEST_CACHE = Path(os.environ.get("NANOVISOR_GUEST_CACHE", "/var/cache/nanovisor/guest"))
@@ -55,6 +54,41 @@ def initramfs_key() -> str:
     return _digest(*(p.read_bytes() for p in sorted(agent.glob("*.[ch]"))))
 
 
+def _python() -> str:
+    """The interpreter the fast path hands over to (realpath: `python` and `python3` name the same one)."""
+    return os.path.realpath(sys.executable)
+
+
+def fastpath_key() -> str:
+    host = guest_src() / "host"
+    return _digest(*(p.read_bytes() for p in sorted(host.glob("*.c"))),
+                   (guest_src() / "agent" / "protocol.h").read_bytes(), _python().encode())
+
+
+def fastpath_path() -> Path:
+    """The C front-end of nanovisor-vm-runtime (start/state/kill/delete without a Python start-up)."""
+    return GUEST_CACHE / f"host-{fastpath_key()}" / "nanovisor-vm-runtime"
+
+
+def c_shim_path() -> Path:
+    """The C steady-state shim the Python shim execs into after boot (see guest/host/shim.c)."""
+    return fastpath_path().with_name("nv-shim")
+
+
+def build_fastpath() -> Path:
+    out = fastpath_path()
+    if out.exists():
+        return out
+    tmp = out.parent.with_name(out.parent.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _compile(guest_src() / "host" / "fastpath.c", tmp / out.name, f'-DNV_PYTHON="{_python()}"')
+    _compile(guest_src() / "host" / "shim.c", tmp / "nv-shim")
+    shutil.rmtree(out.parent, ignore_errors=True)
+    tmp.rename(out.parent)
+    return out
+
+
 def kernel_path() -> Path:
     return GUEST_CACHE / f"kernel-{kernel_key()}" / "vmlinux"
 
@@ -82,22 +116,13 @@ def build_kernel(jobs: int = 2, log=sys.stderr) -> Path:
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     print(f"nano guest: extracting {KERNEL_TARBALL}", file=log, flush=True)
-    with tarfile.open(KERNEL_TARBALL) as tf:
-        tf.extractall(build, filter="fully_trusted")
+    if not KERNEL_TARBALL.exists():
+        raise FileNotFoundError(f"{KERNEL_TARBALL} missing: apt-get install linux-source-6.1 (scripts/install.sh)")
+    subprocess.run(["tar", "-xf", str(KERNEL_TARBALL), "-C", str(build)], check=True)
     src = next(build.iterdir())
-    frag = guest_src() / "nano.config"
-
-    def make(*args: str) -> None:
-        subprocess.run(["nice", "-n", "10", "make", "-s", *args], cwd=src, check=True,
-                       stdout=subprocess.DEVNULL)
-
-    make("tinyconfig")
-    subprocess.run(["scripts/kconfig/merge_config.sh", "-m", ".config", str(frag)], cwd=src, check=True,
-                   stdout=subprocess.DEVNULL)
-    make("olddefconfig")
-    _check_config(src / ".config", frag)
+    configure(src)
     print(f"nano guest: building vmlinux with -j{jobs} (about 10 minutes on 2 cores)", file=log, flush=True)
-    make(f"-j{jobs}", "vmlinux")
+    _make(src, f"-j{jobs}", "vmlinux")
     tmp = out.parent.with_name(out.parent.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -106,6 +131,20 @@ def build_kernel(jobs: int = 2, log=sys.stderr) -> Path:
     tmp.rename(out.parent)
     shutil.rmtree(build, ignore_errors=True)
     return out
+
+
+def _make(src: Path, *args: str) -> None:
+    subprocess.run(["nice", "-n", "10", "make", "-s", *args], cwd=src, check=True, stdout=subprocess.DEVNULL)
+
+
+def configure(src: Path) -> None:
+    """tinyconfig, then nano.config merged on top; fail if Kconfig dropped anything we asked for."""
+    frag = guest_src() / "nano.config"
+    _make(src, "tinyconfig")
+    subprocess.run(["scripts/kconfig/merge_config.sh", "-m", ".config", str(frag)], cwd=src, check=True,
+                   stdout=subprocess.DEVNULL)
+    _make(src, "olddefconfig")
+    _check_config(src / ".config", frag)
 
 
 def _check_config(config: Path, frag: Path) -> None:
@@ -141,7 +180,8 @@ def _cpio_newc(entries: list[tuple[str, int, bytes, int]]) -> bytes:
 
 
 def _compile(src: Path, dst: Path, *extra: str) -> None:
-    subprocess.run(["gcc", "-static", "-Os", "-s", "-Wall", "-o", str(dst), *extra, str(src)], check=True)
+    subprocess.run(["gcc", "-static", "-Os", "-s", "-Wall", "-o", str(dst), *extra, str(src)], check=True,
+                   cwd=src.parent)
 
 
 def build_initramfs() -> Path:
@@ -164,15 +204,25 @@ def build_initramfs() -> Path:
     return out
 
 
+def prune() -> None:
+    """Drop stale initramfs/host-tool builds (cheap to rebuild); kernels are kept, they take minutes."""
+    keep = {initramfs_path().name, trivial_initramfs_path().name, fastpath_path().parent.name}
+    for p in GUEST_CACHE.glob("*"):
+        if p.name.startswith(("initramfs-", "trivial-", "host-")) and p.name not in keep:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "build"
     if cmd == "build":
         build_initramfs()
+        build_fastpath()
+        prune()
         k = build_kernel(jobs=int(os.environ.get("JOBS", "2")))
-        print(f"kernel: {k}\ninitramfs: {initramfs_path()}")
+        print(f"kernel: {k}\ninitramfs: {initramfs_path()}\nruntime: {fastpath_path()}")
         return 0
     if cmd == "paths":
-        print(f"kernel: {kernel_path()}\ninitramfs: {initramfs_path()}")
+        print(f"kernel: {kernel_path()}\ninitramfs: {initramfs_path()}\nruntime: {fastpath_path()}")
         return 0 if artifacts() else 1
     print(__doc__, file=sys.stderr)
     return 2

@@ -9,7 +9,7 @@ import struct
 
 HDR = struct.Struct("<B3xII")  # type, pad, id, len
 
-READY, CREATED, STDOUT, STDERR, EXIT, REPLY = b"R", b"c", b"O", b"e", b"x", b"r"
+READY, CREATED, STDOUT, STDERR, EXIT, REPLY, ALIVE = b"R", b"c", b"O", b"e", b"x", b"r", b"h"
 CREATE, START, EXEC, STDIN, KILL, RESIZE, STATS, PS = b"C", b"G", b"X", b"I", b"K", b"W", b"S", b"P"
 
 

@@ -20,15 +20,16 @@ import struct
 import sys
 import termios
 import time
-from pathlib import Path
 
 from nanovisor.runtime.vm import guest, protocol, vmm
 from nanovisor.runtime.vm.bundle import Plan
 from nanovisor.runtime.vm.protocol import Decoder, frame
-from nanovisor.runtime.vm.state import Container
+from nanovisor.runtime.vm.state import Container, bind_unix
 
 BOOT_TIMEOUT = float(os.environ.get("NANOVISOR_VM_BOOT_TIMEOUT", "120"))
 KILL_GRACE = 10.0  # after SIGKILL, a guest that still did not report the exit is considered hung
+# the agent speaks at least every 5 s (heartbeat); this much silence from a running VM means the guest hung
+HANG_TIMEOUT = float(os.environ.get("NANOVISOR_VM_HANG_TIMEOUT", "60"))
 FORWARD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -52,6 +53,7 @@ class Shim:
         self.kill_deadline: float | None = None
         self.vm: vmm.VM | None = None
         self.signals: list[int] = []
+        self.last_heard = time.monotonic()
 
     # ---------- plumbing ----------
     def send(self, conn: Conn, data: bytes) -> None:
@@ -184,10 +186,7 @@ class Shim:
             self.sel.register(in_fd, selectors.EVENT_READ, "stdin")
         except PermissionError:  # /dev/null (conmon without -i): epoll refuses it, and it is at EOF anyway
             self.to_agent(protocol.STDIN, 0)
-        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        lsock.bind(str(self.c.ctl))
-        os.chmod(self.c.ctl, 0o600)
-        lsock.listen(16)
+        lsock = self.ctl_socket()
         lsock.setblocking(False)
         self.sel.register(lsock, selectors.EVENT_READ, "listen")
         self.report("")
@@ -223,6 +222,35 @@ class Shim:
                 self.check_vm()
             except OSError as e:
                 self.finish(signal.SIGKILL, f"the microVM stopped: {e}")
+            if (self.c.dir / "paused").exists():
+                self.last_heard = time.monotonic()  # a paused VM is silent on purpose
+            elif time.monotonic() - self.last_heard > HANG_TIMEOUT:
+                self.finish(signal.SIGKILL, f"the guest did not answer for {HANG_TIMEOUT:.0f} s; microVM killed")
+
+    def ctl_socket(self) -> socket.socket:
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bind_unix(lsock, self.c.ctl)
+        os.chmod(self.c.ctl, 0o600)
+        lsock.listen(16)
+        return lsock
+
+    def exec_c_shim(self) -> None:
+        """Become the C relay (same pid: conmon keeps waiting on us); returns only if it is not built."""
+        binary = guest.c_shim_path()
+        if os.environ.get("NANOVISOR_VM_PY_SHIM") or not binary.exists() or self.agent is None or self.vm is None:
+            return
+        if self.agent.out:
+            self.agent.sock.setblocking(True)
+            self.agent.sock.sendall(bytes(self.agent.out))
+        lsock = self.ctl_socket()
+        fds = [self.agent.sock.fileno(), lsock.fileno(), self.report_fd]
+        if self.tty_fd is not None:
+            fds.append(self.tty_fd)
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        tty = str(self.tty_fd) if self.tty_fd is not None else "-1"
+        os.execv(binary, [str(binary), str(self.c.dir), str(fds[0]), str(fds[1]), str(self.report_fd), tty,
+                          str(self.vm.qemu.pid), str(self.vm.virtiofsd.pid), str(HANG_TIMEOUT)])
 
     def handle_signals(self) -> None:
         sigs, self.signals = self.signals, []
@@ -259,6 +287,7 @@ class Shim:
         if conn is self.agent:
             if not data:
                 self.finish(signal.SIGKILL, "the microVM closed the agent channel")
+            self.last_heard = time.monotonic()
             for t, i, payload in conn.dec.feed(data):
                 self.dispatch(t, i, payload)
             return
@@ -266,9 +295,7 @@ class Shim:
             self.drop(conn)
             return
         if conn.exec_id is not None:
-            for t, _i, payload in conn.dec.feed(data):
-                if t in (protocol.STDIN, protocol.RESIZE, protocol.KILL):
-                    self.to_agent(t, conn.exec_id, payload)
+            self.read_conn_data(conn, data)
             return
         conn.line += data
         if b"\n" in conn.line:
@@ -304,11 +331,10 @@ class Shim:
             ident = self.new_id()
             self.waiting[ident] = conn
             self.to_agent(protocol.STATS if op == "stats" else protocol.PS, ident)
-        elif op == "exec":
+        elif op == "exec":  # then frames: EXEC (the process, kv-encoded), STDIN, RESIZE, KILL
             ident = self.new_id()
             conn.exec_id = ident
             self.execs[ident] = conn
-            self.to_agent(protocol.EXEC, ident, protocol.kv([tuple(x) for x in req["kv"]]))
             if rest:
                 self.read_conn_data(conn, rest)
         else:
@@ -431,6 +457,7 @@ def run(c: Container, plan: Plan, report_fd: int, tty_fd: int | None, netns: str
             shim.report(str(e) or type(e).__name__)
             shim.teardown()
             os._exit(1)
+        shim.exec_c_shim()
         shim.loop()
     except BaseException as e:  # noqa: BLE001
         try:
@@ -440,4 +467,3 @@ def run(c: Container, plan: Plan, report_fd: int, tty_fd: int | None, netns: str
             os._exit(code)
 
 
-__all__ = ["run", "Path"]

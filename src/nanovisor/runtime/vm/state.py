@@ -1,6 +1,8 @@
 """Per-container state directory of the VM runtime (under --root, like runc's /run/runc/<id>).
 
-    <root>/<id>/state.json   what `state` reports (+ shim pid and its start time, to survive pid reuse)
+    <root>/<id>/oci-state.json  what `state` reports, written once at create with "status": "created"; the
+                             live status is derived from the files below (so the C fast path can answer too)
+    <root>/<id>/shim         "PID STARTTIME" of the shim (start time guards against pid reuse)
     <root>/<id>/ctl.sock     the shim's control socket (start, kill, exec, stats, ps)
     <root>/<id>/started      marker: `start` was delivered
     <root>/<id>/paused       marker: the VM is stopped through QMP
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,28 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 class RuntimeError_(Exception):
     """An error the CLI prints (runc style) and exits 1 for."""
+
+
+def _via_dirfd(sock, path: Path, op: str) -> None:
+    """bind/connect a unix socket at any path length: sun_path holds 108 bytes and the engine's state paths
+    (…/runtime/nanovisor-vm/<64-hex id>/vm/fs.sock) are longer, so go through /proc/self/fd/<dir fd>/name."""
+    path = Path(path)
+    if len(str(path)) < 100:
+        getattr(sock, op)(str(path))
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        getattr(sock, op)(f"/proc/self/fd/{fd}/{path.name}")
+    finally:
+        os.close(fd)
+
+
+def bind_unix(sock, path: Path) -> None:
+    _via_dirfd(sock, path, "bind")
+
+
+def connect_unix(sock, path: Path) -> None:
+    _via_dirfd(sock, path, "connect")
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -50,25 +75,30 @@ class Container:
         return self.dir / "ctl.sock"
 
     def exists(self) -> bool:
-        return (self.dir / "state.json").exists()
+        return (self.dir / "oci-state.json").exists()
 
     def load(self) -> dict:
         try:
-            return json.loads((self.dir / "state.json").read_text())
+            return json.loads((self.dir / "oci-state.json").read_text())
         except (OSError, ValueError):
             raise RuntimeError_("container does not exist") from None
 
-    def save(self, st: dict) -> None:
-        tmp = self.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(st))
-        tmp.rename(self.dir / "state.json")
+    def save(self, st: dict, shim_pid: int) -> None:
+        (self.dir / "shim").write_text(f"{shim_pid} {proc_start_time(shim_pid)}\n")
+        tmp = self.dir / "oci-state.json.tmp"
+        tmp.write_text(json.dumps({**st, "status": "created"}, indent=2))
+        tmp.rename(self.dir / "oci-state.json")
 
-    def shim_alive(self, st: dict) -> bool:
-        pid = st.get("pid") or 0
-        return pid > 0 and proc_start_time(pid) == st.get("pid_start")
+    def shim_pid(self) -> int:
+        """The live shim's pid, or 0."""
+        try:
+            pid, start = (int(x) for x in (self.dir / "shim").read_text().split())
+        except (OSError, ValueError):
+            return 0
+        return pid if pid > 0 and proc_start_time(pid) == start else 0
 
-    def status(self, st: dict) -> str:
-        if not self.shim_alive(st) or (self.dir / "exit").exists():
+    def status(self, st: dict | None = None) -> str:
+        if not self.shim_pid() or (self.dir / "exit").exists():
             return "stopped"
         if (self.dir / "paused").exists():
             return "paused"

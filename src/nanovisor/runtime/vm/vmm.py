@@ -18,10 +18,15 @@ from pathlib import Path
 
 from nanovisor.runtime.vm import accel
 from nanovisor.runtime.vm.bundle import HostBind, Plan
+from nanovisor.runtime.vm.state import bind_unix, connect_unix
 
 QEMU = os.environ.get("NANOVISOR_QEMU", "qemu-system-x86_64")
 VIRTIOFSD = os.environ.get("NANOVISOR_VIRTIOFSD", "/usr/lib/qemu/virtiofsd")
-TB_MIB = int(os.environ.get("NANOVISOR_VM_TB_MIB", "16"))  # TCG code cache: host RAM per VM vs retranslation
+# Boot-time knobs, measured under TCG: calibrating and checking the local APIC timer costs ~300 ms of a
+# ~600 ms boot; without it the PIT drives the tick (idle cost unchanged; SMP works). pic=off breaks timers.
+MACHINE_EXTRA = os.environ.get("NANOVISOR_VM_MACHINE_EXTRA", "")
+CMDLINE_FAST = os.environ.get("NANOVISOR_VM_CMDLINE_FAST", "no_timer_check noapictimer")
+TB_MIB = int(os.environ.get("NANOVISOR_VM_TB_MIB", "12"))  # TCG code cache: host RAM per VM vs retranslation
 QEMU_UID = int(os.environ.get("NANOVISOR_QEMU_UID", "65534"))  # nobody: QEMU needs no identity of its own
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -81,7 +86,7 @@ def start_virtiofsd(p: Plan, vmdir: Path) -> tuple[subprocess.Popen, socket.sock
     """virtiofsd on a listening socket; returns it and a connected client end for QEMU."""
     path = vmdir / "fs.sock"
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lsock.bind(str(path))
+    bind_unix(lsock, path)
     lsock.listen(1)
     opts = f"source={p.rootfs},cache=auto,xattr,announce_submounts,modcaps=-mknod,log_level=err"
     args = [VIRTIOFSD, f"--fd={lsock.fileno()}", "-o", opts]
@@ -91,7 +96,7 @@ def start_virtiofsd(p: Plan, vmdir: Path) -> tuple[subprocess.Popen, socket.sock
                                 pass_fds=[lsock.fileno()], start_new_session=True,
                                 preexec_fn=lambda: _bind_all(p.rootfs, p.binds))
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        client.connect(str(path))  # queued in the backlog until virtiofsd accepts
+        connect_unix(client, path)  # queued in the backlog until virtiofsd accepts
         return proc, client
     finally:
         log.close()
@@ -120,7 +125,7 @@ class Channels:
 def channels(vmdir: Path, fs: socket.socket) -> Channels:
     agent, agent_vm = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     qmp = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    qmp.bind(str(vmdir / "qmp.sock"))
+    bind_unix(qmp, vmdir / "qmp.sock")
     qmp.listen(4)
     console = os.open(vmdir / "console.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     return Channels(agent, agent_vm, fs, qmp, console)
@@ -128,13 +133,13 @@ def channels(vmdir: Path, fs: socket.socket) -> Channels:
 
 def qemu_args(p: Plan, ch: Channels, kernel: Path, initrd: Path) -> list[str]:
     acc = accel.describe()["accelerator"]
-    cmdline = "console=ttyS0 quiet panic=-1 reboot=t pci=off nomodule random.trust_cpu=on"
+    cmdline = os.environ.get("NANOVISOR_VM_CMDLINE_EXTRA", "quiet") + " console=ttyS0 panic=-1 reboot=t pci=off nomodule random.trust_cpu=on"
     if acc == "tcg":
-        cmdline += f" tsc_early_khz={accel.tsc_khz()}"
+        cmdline += f" tsc_early_khz={accel.tsc_khz()} {CMDLINE_FAST}"
     mem = f"{p.mem_mib}M"
     return [
         QEMU, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-        "-M", "microvm,memory-backend=mem,acpi=off,pcie=off,isa-serial=on,rtc=on",
+        "-M", "microvm,memory-backend=mem,acpi=off,pcie=off,isa-serial=on,rtc=on" + MACHINE_EXTRA,
         "-accel", "kvm" if acc == "kvm" else f"tcg,tb-size={TB_MIB}",
         "-cpu", "host" if acc == "kvm" else "max",
         "-smp", str(p.cpus), "-m", mem,

@@ -1,0 +1,230 @@
+"""Archive benchmark (issue 4): `nanovisor load` and `nanovisor save` of a ~170 MB Debian image against GNU tar
+on the very same rootfs, in one run. Target: load >= 0.8x the speed of `tar -x` + sync.
+
+The image: `debootstrap --variant=minbase bookworm` from the mirror in /etc/apt/sources.list(.d), with the
+downloaded .debs removed afterwards (what `apt-get clean` and Docker's debian images do) — about 170 MB and
+7,000 entries as a tar, so no padding is needed. Built once (the only step that needs the network: run it
+outside any `unshare --net`, e.g. `python3 bench/image_transport.py --prepare`) and cached under
+/var/cache/nanovisor/bench/. Its layer tar is written by GNU tar the way debuerreotype writes Docker's official
+debian images (POSIX format, sorted, numeric owners, xattrs, mtimes clamped to the snapshot date) and wrapped by hand into a classic docker-save archive (manifest.json, config, <id>/layer.tar, repositories).
+
+Per run, each in a fresh directory on the filesystem of the engine root (--workdir, default /var/lib), page
+cache warm for all, medians over --runs. Nothing is deleted until the end: ext4 scans for recently deleted
+inodes when it allocates new ones (`recently_deleted`), so a tree removed between runs slows the next run's
+file creation by 10x and would measure the benchmark's own clean-up:
+  tar -x    `tar -xf layer.tar -C DIR` + sync                       (baseline for load)
+  load      `nanovisor --root R load -i archive.tar` + sync, R fresh (CLI start-up included)
+  tar -c    `tar -cf OUT -C ROOTFS .` + sync                         (baseline for save)
+  save      `nanovisor --root R save -o OUT IMAGE` + sync
+MB/s are of layer tar bytes; ratio = baseline time / our time (1.0 = as fast as tar).
+
+Usage: python3 bench/image_transport.py [--runs 5] [--workdir /var/lib] [--prepare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+CACHE = Path("/var/cache/nanovisor/bench")
+SUITE = "bookworm"
+IMAGE = "bench/debian:minbase"
+# As debuerreotype writes Docker's official debian images: no atime/ctime records, mtimes clamped to the
+# snapshot date, so most members are plain ustar headers
+PAX_OPTIONS = "exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"
+EPOCH = 1747699200
+
+
+def mirror() -> str:
+    """The first Debian mirror configured for apt (deb822 .sources files or one-line lists)."""
+    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.sources")),
+             *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
+    for f in files:
+        if not f.is_file():
+            continue
+        for line in f.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("URIs:"):
+                for uri in line.split()[1:]:
+                    if "security" not in uri:
+                        return uri
+            elif line.startswith("deb ") and "security" not in line:
+                parts = [p for p in line.split() if not p.startswith("[")]
+                return parts[1]
+    return "http://deb.debian.org/debian"
+
+
+def rootfs() -> Path:
+    """The cached debootstrap rootfs, built on first use (needs the network)."""
+    final = CACHE / f"{SUITE}-minbase" / "rootfs"
+    if (final.parent / "complete").exists():
+        return final
+    if shutil.which("debootstrap") is None:
+        sys.exit("debootstrap is missing: run scripts/install.sh")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(final.parent, ignore_errors=True)
+    final.parent.mkdir()
+    url = mirror()
+    print(f"building the rootfs: debootstrap --variant=minbase {SUITE} from {url} ...", flush=True)
+    r = subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(final), url],
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"debootstrap failed (no network? build it outside `unshare --net` with --prepare):\n"
+                 f"{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    for deb in (final / "var/cache/apt/archives").glob("*.deb"):
+        deb.unlink()  # `apt-get clean`
+    (final.parent / "complete").write_text("")
+    return final
+
+
+def layer_tar(rootfs_dir: Path) -> Path:
+    """The rootfs as one uncompressed layer tar, written once by GNU tar."""
+    out = rootfs_dir.parent / "layer.tar"
+    if not out.exists():
+        tmp = out.with_suffix(".tmp")
+        subprocess.run(["tar", "--format=posix", f"--pax-option={PAX_OPTIONS}", f"--mtime=@{EPOCH}",
+                        "--clamp-mtime", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+                        "-cf", str(tmp), "-C", str(rootfs_dir), "."], check=True)
+        tmp.rename(out)
+    return out
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def docker_archive(layer: Path) -> Path:
+    """A classic `docker save` archive around the layer (the legacy layout every dockerd loads)."""
+    out = layer.parent / "archive.tar"
+    if out.exists():
+        return out
+    diff_id = _sha256_file(layer)
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2025-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                   "Cmd": ["bash"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": "2025-01-01T00:00:00Z", "created_by": f"debootstrap --variant=minbase {SUITE}"}],
+    }, separators=(",", ":")).encode()
+    config_hex = hashlib.sha256(config).hexdigest()
+    layer_dir = diff_id[7:]
+    repo, tag = IMAGE.rsplit(":", 1)
+    files = {
+        f"{config_hex}.json": config,
+        "manifest.json": json.dumps([{"Config": f"{config_hex}.json", "RepoTags": [IMAGE],
+                                      "Layers": [f"{layer_dir}/layer.tar"]}]).encode(),
+        "repositories": json.dumps({repo: {tag: layer_dir}}).encode(),
+    }
+    tmp = out.with_suffix(".tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        ti = tarfile.TarInfo(layer_dir)
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(ti)
+        ti = tarfile.TarInfo(f"{layer_dir}/layer.tar")
+        ti.size, ti.mode = layer.stat().st_size, 0o644
+        with open(layer, "rb") as f:
+            tar.addfile(ti, f)
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(data), 0o644
+            tar.addfile(ti, io.BytesIO(data))
+    tmp.rename(out)
+    return out
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(wall time of the command, the same plus the sync that makes its writes durable)."""
+    subprocess.run(["sync"], check=True)
+    t = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    t_cmd = time.perf_counter() - t
+    subprocess.run(["sync"], check=True)
+    return t_cmd, time.perf_counter() - t
+
+
+def nv(root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nanovisor", "--root", str(root), *args]
+
+
+def line(what: str, samples: list[tuple[float, float]], mb: float,
+         base: list[tuple[float, float]] | None) -> str:
+    cmd = statistics.median(c for c, _ in samples)
+    total = statistics.median(t for _, t in samples)
+    s = f"{what:<24} {total:6.2f} s {mb / total:6.1f} MB/s (without sync {cmd:5.2f} s {mb / cmd:6.1f} MB/s)"
+    if base is not None:
+        s += (f"  {statistics.median(t for _, t in base) / total:4.2f}x tar"
+              f" (without sync {statistics.median(c for c, _ in base) / cmd:4.2f}x)")
+    return s
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--workdir", default="/var/lib", help="where roots go (same filesystem as the engine root)")
+    ap.add_argument("--prepare", action="store_true", help="only build the cached rootfs and archive")
+    opts = ap.parse_args()
+    rfs = rootfs()
+    layer = layer_tar(rfs)
+    archive = docker_archive(layer)
+    if opts.prepare:
+        print(f"prepared {archive}")
+        return 0
+    mb = layer.stat().st_size / 1e6
+    entries = sum(1 for _ in rfs.rglob("*"))
+    for f in (layer, archive):  # warm the page cache for every contender alike
+        with open(f, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    work = Path(tempfile.mkdtemp(prefix="nv-bench-archive-", dir=opts.workdir))
+    res: dict[str, list[tuple[float, float]]] = {"tar -x": [], "load": [], "tar -c": [], "save": []}
+    try:
+        fs = subprocess.run(["stat", "-f", "-c", "%T", str(work)], capture_output=True, text=True).stdout.strip()
+        print(f"image: debootstrap --variant=minbase {SUITE}, layer tar {mb:.1f} MB, {entries} entries; "
+              f"work dir {work} ({fs}); {opts.runs} runs")
+        for i in range(opts.runs):
+            x = work / f"x{i}"
+            x.mkdir()
+            res["tar -x"].append(timed(["tar", "-xf", str(layer), "-C", str(x)]))
+            root = work / f"root{i}"
+            res["load"].append(timed(nv(root, "load", "-q", "-i", str(archive))))
+            res["tar -c"].append(timed(["tar", "-cf", str(work / f"c{i}.tar"), "-C", str(x), "."]))
+            res["save"].append(timed(nv(root, "save", "-o", str(work / f"s{i}.tar"), IMAGE)))
+            if i == 0:
+                saved = tarfile.open(work / "s0.tar")
+                layer_name = next(n for n in saved.getnames() if n.endswith(_sha256_file(layer)[7:]))
+                h = hashlib.sha256()
+                f = saved.extractfile(layer_name)
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                saved.close()
+                if "sha256:" + h.hexdigest() != _sha256_file(layer):
+                    sys.exit("saved layer differs from the loaded one")
+        print("medians, with sync unless said otherwise:")
+        print(line("tar -x layer.tar", res["tar -x"], mb, None))
+        print(line("nanovisor load", res["load"], mb, res["tar -x"]))
+        print(line("tar -c rootfs", res["tar -c"], mb, None))
+        print(line("nanovisor save", res["save"], mb, res["tar -c"]))
+        ratio = statistics.median(t for _, t in res["tar -x"]) / statistics.median(t for _, t in res["load"])
+        ok = ratio >= 0.8
+        print(f"target load >= 0.8x tar -x: {'met' if ok else 'NOT met'}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
