@@ -289,3 +289,33 @@ def _wait_for(pred, timeout=20.0):
             return
         time.sleep(0.2)
     pytest.fail("condition not met in time")
+
+
+def test_stdin_is_piped_through_and_closed(nv):
+    r = nv("run", "-i", "--rm", IMAGE, "sh", "-c", "cat; echo done", input="hello\nworld\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello\nworld\ndone\n"
+
+
+def test_log_max_size_bounds_the_log_file(nv, root):
+    cid = nv("run", "-d", "--log-opt", "max-size=10k", IMAGE, "sh", "-c",
+             "i=0; while [ $i -lt 2000 ]; do echo 0123456789012345678901234567890123456789; i=$((i+1)); done")
+    cid = cid.stdout.strip()
+    try:
+        nv("wait", cid)
+        log = json.loads(nv("inspect", cid).stdout)[0]["LogPath"]
+        assert os.path.getsize(log) <= 16 * 1024
+    finally:
+        nv("rm", "-f", cid)
+
+
+def test_stop_signal_reaches_the_process(nv):
+    cid = nv("run", "-d", "--stop-signal", "USR1", IMAGE, "sh", "-c",
+             "trap 'echo got-usr1; exit 9' USR1; while true; do sleep 0.1; done").stdout.strip()
+    try:
+        time.sleep(0.5)
+        assert nv("stop", cid).returncode == 0
+        assert nv("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "9"
+        assert "got-usr1" in nv("logs", cid).stdout
+    finally:
+        nv("rm", "-f", cid)

@@ -189,7 +189,7 @@ def body_from_args(args) -> tuple[dict, str | None]:
         "PidsLimit": args.pids_limit, "CapAdd": args.cap_add or None, "CapDrop": args.cap_drop or None,
         "Privileged": args.privileged, "Init": True if args.init else None,
         "RestartPolicy": _restart(args.restart), "AutoRemove": args.rm,
-        "LogConfig": {"Type": args.log_driver or "k8s-file", "Config": log_config},
+        "LogConfig": {"Type": args.log_driver or "", "Config": log_config},
         "NetworkMode": args.network or "default", "Isolation": args.isolation, "Runtime": args.runtime,
         "SecurityOpt": args.security_opt or None, "Ulimits": _ulimits(args.ulimit) or None,
         "ExtraHosts": args.add_host or None, "Dns": args.dns, "DnsSearch": args.dns_search,

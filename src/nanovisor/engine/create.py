@@ -17,7 +17,7 @@ _POLICIES = ("", "no", "always", "on-failure", "unless-stopped")
 _NETWORK_MODES = ("", "default", "bridge", "none", "host")
 HOST_CONFIG_DEFAULTS = {
     "NetworkMode": "bridge", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-    "LogConfig": {"Type": "k8s-file", "Config": {}}, "AutoRemove": False, "Privileged": False,
+    "LogConfig": {"Type": "json-file", "Config": {}}, "AutoRemove": False, "Privileged": False,
     "ReadonlyRootfs": False, "Binds": None, "Tmpfs": None, "CapAdd": None, "CapDrop": None, "Memory": 0,
     "NanoCpus": 0, "PidsLimit": None, "Init": None, "Isolation": "", "Runtime": "", "PortBindings": {},
     "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "SecurityOpt": None, "ShmSize": 67108864,
@@ -56,9 +56,10 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
     image_ref = body.get("Image") or ""
     if not image_ref:
         raise InvalidParameter("config.Image must be specified")
-    image = images.resolve(image_ref)
+    image = _resolve_image(images, image_ref)
     hc = dict(HOST_CONFIG_DEFAULTS)
     hc.update({k: v for k, v in (body.get("HostConfig") or {}).items() if v is not None or k not in hc})
+    _fill_defaults(hc)
     validate_host_config(hc)
     if hc.get("_UserNetwork"):
         if network is None:
@@ -89,3 +90,37 @@ def _host_hostname() -> str:
     import socket
 
     return socket.gethostname()
+
+
+# conmon writes every log in one format; Docker's names for a local, file-based log all mean that one
+_LOG_DRIVERS = ("", "json-file", "k8s-file", "local")
+
+
+def _fill_defaults(hc: dict) -> None:
+    """What dockerd fills in for fields the client left empty (inspect shows the effective values)."""
+    import os
+
+    log = dict(hc.get("LogConfig") or {})
+    if (log.get("Type") or "") not in _LOG_DRIVERS:
+        raise InvalidParameter(f"logging driver {log['Type']!r} is not supported (use json-file)")
+    hc["LogConfig"] = {"Type": log.get("Type") or "json-file", "Config": log.get("Config") or {}}
+    if not hc.get("CgroupnsMode"):
+        hc["CgroupnsMode"] = "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"
+    if hc.get("MemorySwappiness") == -1:
+        hc["MemorySwappiness"] = None
+
+
+def _resolve_image(images, ref: str):
+    """moby names the normalized reference in its error: "No such image: nano/ghost:latest"."""
+    from nanovisor.errors import NotFound
+
+    try:
+        return images.resolve(ref)
+    except NotFound:
+        try:
+            from nanovisor.images.reference import parse
+
+            name = parse(ref).familiar()
+        except Exception:  # not a reference at all: keep the user's words
+            name = ref
+        raise NotFound(f"No such image: {name}") from None

@@ -259,10 +259,8 @@ class Engine:
         self.lifecycle.unpause(ref)
 
     def container_top(self, ref: str, ps_args: str = "-ef") -> dict:
-        from nanovisor.engine.observe import top
-
         c = self._running(ref)
-        return top(self.runtimes.get(c.runtime).pids(c.id), ps_args)
+        return self.runtimes.get(c.runtime).top(c.id, ps_args)
 
     def container_stats(self, ref: str) -> dict:
         from nanovisor.engine.observe import stats

@@ -162,6 +162,7 @@ class Lifecycle:
         policy = (hc.get("RestartPolicy") or {}).get("Name") or "no"
         opts = CreateOptions(log_path=cdir / "ctr.log", exit_dir=self.paths.exits,
                              log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
+                             stdin_once=bool(c.config.get("StdinOnce")),
                              tty=bool(c.config.get("Tty")),
                              exit_command=None if self.persistent or (policy == "no" and not hc.get("AutoRemove"))
                              else self.exit_command(c))

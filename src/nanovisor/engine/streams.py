@@ -60,12 +60,17 @@ class AttachSession:
         return None
 
     def write(self, data: bytes) -> None:
-        if not self.stdin or self.sock is None:
+        if not self.stdin:
+            return
+        self._connected.wait()  # stdin sent before the start waits for it, like the output does
+        if self.sock is None:
             return
         for i in range(0, len(data), 8192):
             self.sock.send(data[i:i + 8192])
 
     def close_stdin(self) -> None:
+        if self.stdin:
+            self._connected.wait()
         if self.sock is not None and self.stdin:
             try:
                 self.sock.shutdown(socket.SHUT_WR)

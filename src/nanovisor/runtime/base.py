@@ -18,6 +18,7 @@ class CreateOptions:
     exit_dir: Path
     log_size_max: int = -1          # bytes; -1 = unlimited
     stdin: bool = False
+    stdin_once: bool = False        # close the container's stdin when the first attached client leaves
     tty: bool = False
     exit_command: list[str] | None = None
 

@@ -92,7 +92,7 @@ class OCIRuntime:
         if opts.log_size_max > 0:
             argv += ["--log-size-max", str(opts.log_size_max)]
         if opts.stdin:
-            argv += ["-i"]
+            argv += ["-i"] if opts.stdin_once else ["-i", "--leave-stdin-open"]
         if opts.tty:
             argv += ["-t"]
         for i, arg in enumerate(opts.exit_command or []):
@@ -170,6 +170,18 @@ class OCIRuntime:
     def pids(self, cid: str) -> list[int]:
         proc = self._run("ps", "--format", "json", cid)
         return [int(p) for p in json.loads(proc.stdout or b"[]") or []]
+
+    def top(self, cid: str, ps_args: str) -> dict:
+        """`docker top`: host `ps` rows of the container's pids; a VM's processes are only visible to its
+        own runtime, whose `ps` table is computed inside the guest."""
+        if self.kind == "vm":
+            lines = self._run("ps", "--format", "table", cid).stdout.decode().splitlines()
+            titles = lines[0].split() if lines else []
+            return {"Titles": titles,
+                    "Processes": [line.split(None, len(titles) - 1) for line in lines[1:] if line.strip()]}
+        from nanovisor.runtime.hostps import top
+
+        return top(self.pids(cid), ps_args)
 
     def stats(self, cid: str) -> dict:
         proc = self._run("events", "--stats", cid)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from nanovisor.errors import InvalidParameter
@@ -18,10 +17,10 @@ _ISOLATIONS = {"": None, "default": None, "process": None, "vm": VM_RUNTIME, "hy
 
 
 def _find(binary: str) -> str | None:
-    """Our own runtime is installed beside this interpreter: prefer that over PATH (skips pyenv shims)."""
-    beside = Path(sys.executable).parent / binary
-    if beside.exists():
-        return str(beside)
+    if binary == "nanovisor-vm-runtime":  # its C fast path when built, else the Python console script
+        from nanovisor.runtime.vm import runtime_binary
+
+        return runtime_binary()
     return shutil.which(binary)
 
 
