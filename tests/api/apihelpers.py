@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -67,8 +68,6 @@ def _nullable(schema):
 
 def response_validator(path: str, method: str = "get", status: int = 200):
     """A jsonschema validator for one documented response of the Engine API spec."""
-    import os
-
     import jsonschema
     import yaml
 
@@ -90,7 +89,9 @@ class ServeProcess:
         cmd = [sys.executable, "-m", "nanovisor", "--root", str(root), "serve"]
         for h in hosts:
             cmd += ["--host", h]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        # Tests never reach off the machine: no outbound masquerading, no DNS forwarding upstream.
+        env = {**os.environ, "NANOVISOR_NET_OUTBOUND": "0", "NANOVISOR_DNS_FORWARD": "0"}
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self, sock: str | None = None, tcp: tuple[str, int] | None = None) -> None:
         deadline = time.monotonic() + STARTUP_DEADLINE

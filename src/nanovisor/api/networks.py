@@ -1,18 +1,9 @@
-"""Network routes: list and inspect (bridge, host, none); create/remove/connect/disconnect/prune answer
-501 until the engine grows them (see _optional)."""
+"""Network routes: list, inspect, create, remove, prune, connect and disconnect containers."""
 
 from __future__ import annotations
 
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON, Empty, Response
-
-
-def _optional(engine, method: str):
-    """Engine methods that arrive with bridge networks; absent -> 501 Not Implemented."""
-    fn = getattr(engine, method, None)
-    if fn is None:
-        raise NotImplementedError(method.replace("_", " "))
-    return fn
 
 
 def list_(req: Request) -> Response:
@@ -24,26 +15,32 @@ def inspect(req: Request) -> Response:
 
 
 def create(req: Request) -> Response:
-    return JSON(_optional(req.engine, "network_create")(req.json(required=True)), 201)
+    return JSON(req.engine.network_create(req.json(required=True)), 201)
 
 
 def remove(req: Request) -> Response:
-    _optional(req.engine, "network_remove")(req.params["id"])
+    req.engine.network_remove(req.params["id"])
     return Empty()
 
 
 def connect(req: Request) -> Response:
-    _optional(req.engine, "network_connect")(req.params["id"], req.json(required=True))
+    """Body: {"Container": id-or-name, "EndpointConfig": {"Aliases": [...], "IPAMConfig": {...}, ...}}."""
+    body = req.json(required=True)
+    req.engine.network_connect(req.params["id"], str(body.get("Container") or ""),
+                               body.get("EndpointConfig") or {})
     return Empty(200)
 
 
 def disconnect(req: Request) -> Response:
-    _optional(req.engine, "network_disconnect")(req.params["id"], req.json(required=True))
+    """Body: {"Container": id-or-name, "Force": bool}."""
+    body = req.json(required=True)
+    req.engine.network_disconnect(req.params["id"], str(body.get("Container") or ""),
+                                  force=bool(body.get("Force")))
     return Empty(200)
 
 
 def prune(req: Request) -> Response:
-    return JSON(_optional(req.engine, "network_prune")(filters=req.qfilters()))
+    return JSON(req.engine.network_prune(filters=req.qfilters()))
 
 
 ROUTES = [

@@ -1,8 +1,11 @@
-"""/_ping, /version, /info, /events, /system/df."""
+"""/_ping, /version, /info, /events, /system/df, /auth."""
 
 from __future__ import annotations
 
-from nanovisor import API_VERSION, MIN_API_VERSION
+import base64
+import binascii
+
+from nanovisor import API_VERSION, MIN_API_VERSION, errors
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON, Response, Stream, json_lines
 
@@ -43,6 +46,28 @@ def system_df(req: Request) -> Response:
     return JSON(req.engine.system_df())
 
 
+def auth(req: Request) -> Response:
+    """`docker login`: the engine checks the credentials with the registry; the client stores them.
+    Bad credentials raise the registry's Unauthorized (401) with moby's text."""
+    body = req.json(required=True)
+    username, password = body.get("username") or "", body.get("password") or ""
+    if not username and body.get("auth"):
+        username, password = _decode_auth(body["auth"])
+    return JSON(req.engine.registry_login(body.get("serveraddress") or None, username, password))
+
+
+def _decode_auth(value: str) -> tuple[str, str]:
+    """AuthConfig.auth is base64("user:password"), as in a docker config.json."""
+    try:
+        text = base64.b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise errors.InvalidParameter("invalid auth configuration: auth is not base64") from None
+    username, sep, password = text.partition(":")
+    if not sep:
+        raise errors.InvalidParameter("invalid auth configuration: auth is not username:password")
+    return username, password
+
+
 ROUTES = [
     ("GET", "/_ping", ping),
     ("HEAD", "/_ping", ping),
@@ -50,4 +75,5 @@ ROUTES = [
     ("GET", "/info", info),
     ("GET", "/events", events),
     ("GET", "/system/df", system_df),
+    ("POST", "/auth", auth),
 ]

@@ -27,25 +27,33 @@ def open_root(path: str | os.PathLike) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+def open_child(dir_fd: int, name: str, create: bool = False, mode: int = 0o755, shown: str = "") -> int:
+    """A new fd for the directory dir_fd/name, which must be a real directory (a symlink is an error); made
+    when missing and asked to. shown is the path used in error messages."""
+    try:
+        return os.open(name, O_DIR, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Escape(f"invalid tar: {shown or name!r} is a symlink and the archive writes through it") from None
+        if e.errno == errno.ENOTDIR:
+            raise InvalidParameter(f"invalid tar: {shown or name!r} is not a directory") from None
+        raise
+    try:
+        os.mkdir(name, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        pass  # raced with ourselves? open again below and let it fail properly if it is not a directory
+    return open_child(dir_fd, name, False, mode, shown)
+
+
 def walk_strict(root_fd: int, parts: list[str], create: bool = False, mode: int = 0o755) -> int:
     """A new fd for root/parts where no component may be a symlink; creates missing dirs when asked."""
     fd = os.dup(root_fd)
     try:
         for i, p in enumerate(parts):
-            try:
-                nfd = os.open(p, O_DIR, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(p, mode, dir_fd=fd)
-                nfd = os.open(p, O_DIR, dir_fd=fd)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise Escape(f"invalid tar: {'/'.join(parts[:i + 1])!r} is a symlink and the archive "
-                                 f"writes through it") from None
-                if e.errno == errno.ENOTDIR:
-                    raise InvalidParameter(f"invalid tar: {'/'.join(parts[:i + 1])!r} is not a directory") from None
-                raise
+            nfd = open_child(fd, p, create, mode, "/".join(parts[:i + 1]))
             os.close(fd)
             fd = nfd
         return fd

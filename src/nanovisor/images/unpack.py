@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -41,6 +42,7 @@ WH_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _DEV_TYPES = {CHR: stat.S_IFCHR, BLK: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 _SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
+_MAX_CACHED_DIRS = 256
 
 
 @dataclass
@@ -83,13 +85,12 @@ class _Writer:
         fd = self.dirs.get(parent)
         if fd is not None:
             return fd
-        if len(self.dirs) > 1024:
+        if len(self.dirs) > _MAX_CACHED_DIRS:
             self._forget()
         if self.layer:
             # one openat from the (cached) grandparent: tars list siblings together
             up, _, base = parent.rpartition("/")
-            gfd = self._parent(up) if parent else self.root_fd
-            fd = fstree.walk_strict(gfd, [base], create=True) if parent else os.dup(self.root_fd)
+            fd = fstree.open_child(self._parent(up), base, True, shown=parent) if parent else os.dup(self.root_fd)
         else:
             fd, _names, leaf = fstree.resolve_in_root(self.root_fd, parent.split("/") if parent else [],
                                                       create=True)
@@ -118,6 +119,19 @@ class _Writer:
             os.unlink(base, dir_fd=pfd)
         self._forget()
         return False
+
+    def _fill(self, fd: int, chunks: Iterable[bytes], m: Member) -> None:
+        """Content and metadata of a new regular file; closes fd."""
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            self._meta_fd(fd, m)
+            t_ns = _ns(m.mtime)
+            os.utime(fd, ns=(t_ns, t_ns))
+        finally:
+            os.close(fd)
 
     def _meta_fd(self, fd: int, m: Member) -> None:
         uid, gid = self.owner or (m.uid, m.gid)
@@ -150,39 +164,45 @@ class _Writer:
                 self._clear(pfd, base, False, path)
                 pfd = self._parent(parent)
                 fd = os.open(base, flags, 0o600, dir_fd=pfd)
-            try:
-                for chunk in data.chunks():
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-                self._meta_fd(fd, m)
-                t_ns = _ns(m.mtime)
-                os.utime(fd, ns=(t_ns, t_ns))
-            finally:
-                os.close(fd)
+            self._fill(fd, data.chunks(), m)
         elif t == DIR:
-            if not self._clear(pfd, base, True, path):
-                pfd = self._parent(parent)
+            try:
                 os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                if not self._clear(pfd, base, True, path):
+                    pfd = self._parent(parent)
+                    os.mkdir(base, 0o700, dir_fd=pfd)
             fd = os.open(base, fstree.O_DIR, dir_fd=pfd)
             try:
                 self._meta_fd(fd, m)
-            finally:
+            except BaseException:
                 os.close(fd)
+                raise
+            if path in self.dirs:
+                os.close(fd)
+            else:
+                self.dirs[path] = fd  # its children come next
             self.dir_times.append((path, _ns(m.mtime)))
         elif t == SYM:
-            self._clear(pfd, base, False, path)
-            pfd = self._parent(parent)
-            os.symlink(m.linkname, base, dir_fd=pfd)
+            try:
+                os.symlink(m.linkname, base, dir_fd=pfd)
+            except FileExistsError:
+                self._clear(pfd, base, False, path)
+                pfd = self._parent(parent)
+                os.symlink(m.linkname, base, dir_fd=pfd)
             self._meta_link(pfd, base, m)
             if not self.layer:
                 self._forget()  # a new symlink may change how later paths resolve
         elif t == HARD:
             self._hardlink(pfd, parent, base, m)
         elif t in _DEV_TYPES:
-            self._clear(pfd, base, False, path)
-            pfd = self._parent(parent)
-            os.mknod(base, m.mode | _DEV_TYPES[t], os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            dev = os.makedev(m.devmajor, m.devminor)
+            try:
+                os.mknod(base, m.mode | _DEV_TYPES[t], dev, dir_fd=pfd)
+            except FileExistsError:
+                self._clear(pfd, base, False, path)
+                pfd = self._parent(parent)
+                os.mknod(base, m.mode | _DEV_TYPES[t], dev, dir_fd=pfd)
             fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 proc = f"/proc/self/fd/{fd}"
@@ -250,23 +270,46 @@ class _Writer:
         os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
 
     def finish(self) -> None:
-        """Directory mtimes last (creating children changed them), deepest first."""
+        """Directory mtimes last (creating children changed them)."""
         self._forget()
-        for path, t_ns in sorted(self.dir_times, key=lambda x: -x[0].count("/") - (1 if x[0] else 0)):
-            parts = path.split("/") if path else []
+        times = dict(self.dir_times)  # a directory listed twice: its last entry wins
+        if self.layer:
+            self._finish_strict(times)
+            return
+        for path, t_ns in times.items():
             try:
-                if self.layer:
-                    fd = fstree.walk_strict(self.root_fd, parts)
-                else:
-                    fd, _n, leaf = fstree.resolve_in_root(self.root_fd, parts)
-                    if leaf is not None:
-                        os.close(fd)
-                        continue
-            except (FileNotFoundError, InvalidParameter):
+                fd, _n, leaf = fstree.resolve_in_root(self.root_fd, path.split("/") if path else [])
+            except (FileNotFoundError, NotADirectoryError, InvalidParameter):
                 continue  # replaced later in the archive
             try:
-                os.utime(fd, ns=(t_ns, t_ns))
+                if leaf is None:
+                    os.utime(fd, ns=(t_ns, t_ns))
             finally:
+                os.close(fd)
+
+    def _finish_strict(self, times: dict[str, int]) -> None:
+        """Walks to each directory without following symlinks (one may have replaced a directory since),
+        visiting them in reverse path order so that only the open chain of ancestors is kept: each
+        directory is opened once."""
+        chain: list[tuple[list[str], int]] = []   # the open ancestors of the current directory
+        try:
+            for parts in sorted((p.split("/") if p else [] for p in times), reverse=True):
+                while chain and chain[-1][0] != parts[:len(chain[-1][0])]:
+                    os.close(chain.pop()[1])
+                depth = len(chain[-1][0]) if chain else 0
+                fd = chain[-1][1] if chain else self.root_fd
+                for i in range(depth, len(parts)):
+                    try:
+                        fd = os.open(parts[i], fstree.O_DIR, dir_fd=fd)
+                    except OSError:
+                        fd = -1  # replaced by a non-directory later in the archive
+                        break
+                    chain.append((parts[:i + 1], fd))
+                if fd >= 0:
+                    t_ns = times["/".join(parts)]
+                    os.utime(fd, ns=(t_ns, t_ns))
+        finally:
+            for _p, fd in chain:
                 os.close(fd)
 
 

@@ -1,0 +1,130 @@
+"""POST /build (the legacy builder, what `DOCKER_BUILDKIT=0 docker build` and docker-py use), /build/prune
+and POST /commit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Generator, Iterator
+from typing import BinaryIO
+
+from nanovisor import errors
+from nanovisor.api.request import Request
+from nanovisor.api.responses import JSON, Response, Stream, json_error_message, json_lines
+
+_BUILDKIT_VERSION = "2"
+
+
+def build(req: Request) -> Stream:
+    """Validates everything first (a bad parameter is a 400), spools the context, then streams the build."""
+    if req.q("remote"):
+        raise errors.InvalidParameter("remote build contexts are not supported by nanovisor: send a tar context")
+    version = req.q("version") or "1"
+    if version == _BUILDKIT_VERSION:
+        raise errors.InvalidParameter("buildkit not supported by daemon")
+    if version != "1":
+        raise errors.InvalidParameter(f"invalid version {version}")
+    options = {
+        "tags": _tags(req.qlist("t")),
+        "dockerfile": req.q("dockerfile") or "Dockerfile",
+        "build_args": _json_map(req.q("buildargs"), "error reading build args"),
+        "target": req.q("target") or None,
+        "no_cache": req.qbool("nocache"),
+        "pull": req.qbool("pull"),
+        "labels": _json_map(req.q("labels"), "error reading labels"),
+        "quiet": req.qbool("q"),
+        "network_mode": req.q("networkmode") or "default",
+    }
+    context = _spool(req.body, req.engine.paths.tmp)
+    from nanovisor.build import build_stream
+
+    return Stream(_closing(build_stream(req.engine, context, **options), context), on_error=json_error_message)
+
+
+def build_prune(req: Request) -> Response:
+    """The legacy builder keeps its cache as images: `docker image prune` reclaims them, not this."""
+    return JSON({"CachesDeleted": [], "SpaceReclaimed": 0})
+
+
+def commit(req: Request) -> Response:
+    from nanovisor.build import commit as commit_container
+
+    repo, tag = req.q("repo") or "", req.q("tag") or ""  # moby ignores a tag without a repo
+    image_id = commit_container(
+        req.engine, req.q("container") or "", repo_tag=(f"{repo}:{tag}" if tag else repo) or None,
+        comment=req.q("comment") or "", author=req.q("author") or "", changes=req.qlist("changes"),
+        pause=req.qbool("pause", True), config_overrides=_optional_object(req))
+    return JSON({"Id": image_id}, 201)
+
+
+# -- parsing ---------------------------------------------------------------------------------------------
+
+def _tags(values: list[str]) -> list[str]:
+    """A bad tag fails the request before any build work (moby answers 400)."""
+    from nanovisor.images import reference
+
+    tags = [t for t in values if t]
+    for t in tags:
+        reference.parse(t)
+    return tags
+
+
+def _json_map(raw: str | None, what: str) -> dict:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise errors.InvalidParameter(f"{what}: {e}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.InvalidParameter(f"{what}: expected a JSON object")
+    return value
+
+
+def _optional_object(req: Request) -> dict | None:
+    """The commit body: a container config, or nothing (an empty body or JSON null)."""
+    raw = req.body.read_all().strip()
+    if not raw or raw == b"null":
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise errors.InvalidParameter(f"invalid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise errors.InvalidParameter("invalid JSON: expected an object")
+    return value
+
+
+# -- the context -----------------------------------------------------------------------------------------
+
+def _spool(body: BinaryIO, tmp_dir) -> BinaryIO:
+    """Reads the whole request body before answering: the handler drains unread bodies before it streams."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    f = tempfile.TemporaryFile(dir=tmp_dir)
+    try:
+        shutil.copyfileobj(body, f, 1 << 20)
+        f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _closing(messages: Generator[dict, None, None], f: BinaryIO) -> Iterator[bytes]:
+    """Yields the stream as JSON lines; when it ends or the client goes away, stops the build (closing
+    build_stream cancels it) and drops the spooled context."""
+    try:
+        yield from json_lines(messages)
+    finally:
+        messages.close()
+        f.close()
+
+
+ROUTES = [
+    ("POST", "/build", build),
+    ("POST", "/build/prune", build_prune),
+    ("POST", "/commit", commit),
+]
