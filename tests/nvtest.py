@@ -55,3 +55,47 @@ def teardown_runtime_state(root: Path) -> None:
     for m in reversed(mounts_under(paths.run)):
         subprocess.run(["umount", "-l", m], capture_output=True)
     shutil.rmtree(paths.run, ignore_errors=True)
+
+
+def pty_session(root: Path, args: list[str], inputs: list[bytes], timeout: float = 90) -> tuple[bytes, int]:
+    """Runs `nanovisor ARGS` on a real pty, typing each input once the program has printed something (and
+    at most every 0.8 s); returns what it printed and its exit code."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "nanovisor", "--root", str(root), *args])
+    out, pending, last = b"", list(inputs), 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        if pending and out and time.monotonic() - last > 0.8:
+            os.write(fd, pending.pop(0))
+            last = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return out, os.waitstatus_to_exitcode(status)
+
+
+def wait_for(pred, timeout: float = 30.0) -> None:
+    """Polls pred until true; fails the test after timeout (a bound on waiting, not a speed check)."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    pytest.fail("condition not met in time")

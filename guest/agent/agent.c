@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -417,6 +418,8 @@ static void exec_child(int ctl, struct kv *kv, int stdio[3]) {
     child_exec(ctl, kv, stdio, 0);
 }
 
+#include "net.h"
+
 /* ---- agent side ---- */
 
 static void write_file(const char *path, const char *val) {
@@ -443,6 +446,13 @@ static void limit_resources(pid_t pid, struct kv *kv) {
 static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
     struct kv kv;
     if (parse_kv(payload, len, &kv) < 0) { send_str(NV_CREATED, id, "bad process spec"); return; }
+    if (is_main) { /* the guest's NICs and DNS relay, before the container's first process exists */
+        char err[300];
+        if (net_setup(&kv, err, sizeof err) < 0 || dns_start(&kv, err, sizeof err) < 0) {
+            send_str(NV_CREATED, id, err);
+            return;
+        }
+    }
     struct proc *p = proc_new(id);
     if (!p) { send_str(NV_CREATED, id, "too many processes"); return; }
     int sp[2], in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
@@ -726,6 +736,7 @@ static void handle(struct nv_hdr *h, char *payload) {
         break;
     case NV_STATS: do_stats(h->id, 0); break;
     case NV_PS: do_stats(h->id, 1); break;
+    case NV_DNS: dns_answer((unsigned char *)payload, h->len); break;
     }
 }
 
@@ -759,14 +770,7 @@ int main(void) {
     mkdir("/dev/pts", 0755);
     mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620");
     sethostname("nano", 4);
-    /* loopback up, so a container with --network none still has 127.0.0.1 */
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq { char name[16]; short flags; char pad[22]; } ifr = {"lo", 0, {0}};
-    if (s >= 0 && ioctl(s, 0x8913 /* SIOCGIFFLAGS */, &ifr) == 0) {
-        ifr.flags |= 1; /* IFF_UP */
-        ioctl(s, 0x8914 /* SIOCSIFFLAGS */, &ifr);
-    }
-    if (s >= 0) close(s);
+    loopback_up(); /* so a container with --network none still has 127.0.0.1 */
 
     port = find_port();
     if (port < 0) die("no virtio-serial port nv.0");
@@ -785,8 +789,8 @@ int main(void) {
     static char rbuf[NV_MAX_PAYLOAD + sizeof(struct nv_hdr) + 1];
     size_t have = 0;
     for (;;) {
-        struct pollfd pf[2 + 3 * MAXPROC];
-        int map[2 + 3 * MAXPROC];
+        struct pollfd pf[2 + 3 * MAXPROC + 2 + DNS_CONNS];
+        int map[2 + 3 * MAXPROC + 2 + DNS_CONNS];
         int n = 0;
         pf[n].fd = port; pf[n].events = pending_in() < MAX_PENDING_IN ? POLLIN : 0; map[n++] = -1;
         pf[n].fd = sfd; pf[n].events = POLLIN; map[n++] = -2;
@@ -796,11 +800,13 @@ int main(void) {
             if (procs[i].err >= 0) { pf[n].fd = procs[i].err; pf[n].events = POLLIN; map[n++] = i * 2 + 1; }
             if (procs[i].in >= 0 && procs[i].inlen) { pf[n].fd = procs[i].in; pf[n].events = POLLOUT; map[n++] = 1000 + i; }
         }
+        n += dns_pollfds(pf + n, map + n, 2000);
         int r = poll(pf, (nfds_t)n, NV_HEARTBEAT_MS);
         if (r == 0) { send_frame(NV_ALIVE, 0, NULL, 0); continue; }
         if (r < 0) continue;
         for (int j = 2; j < n; j++) {
             if (!pf[j].revents) continue;
+            if (map[j] >= 2000) { dns_ready(map[j] - 2000); continue; }
             if (map[j] >= 1000) {
                 struct proc *q = &procs[map[j] - 1000];
                 if (!q->used) continue;

@@ -34,4 +34,7 @@ struct nv_hdr {
 #define NV_STATS   'S'
 #define NV_PS      'P'
 
+/* both ways */
+#define NV_DNS     'D' /* a DNS message: a query the agent took on the guest's 127.0.0.11, or the answer */
+
 #endif

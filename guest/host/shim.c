@@ -6,7 +6,10 @@
  * watches QEMU/virtiofsd and the agent's heartbeat, and exits with the container's wait status after tearing
  * the VM down. Same behaviour as the Python loop it replaces (shim.Shim.loop), which stays as the fallback.
  *
- * argv: nv-shim DIR AGENT_FD CTL_FD REPORT_FD TTY_FD QEMU_PID FSD_PID HANG_TIMEOUT_S */
+ * It also relays DNS: queries the agent took on the guest's 127.0.0.11 go out of DNS_FD, a UDP socket connected
+ * to netd's 127.0.0.11:53 inside the container's network namespace, and the answers go back (see vm/net.py).
+ *
+ * argv: nv-shim DIR AGENT_FD CTL_FD REPORT_FD TTY_FD QEMU_PID FSD_PID HANG_TIMEOUT_S [DNS_FD] */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +44,7 @@ struct client {
 };
 
 static const char *dir;
-static int agent, ctl, report_fd, tty_fd, in_fd;
+static int agent, ctl, report_fd, tty_fd, in_fd, dns_fd = -1;
 static pid_t qemu, fsd;
 static double hang_timeout;
 static struct buf agent_in, agent_out;
@@ -167,6 +170,10 @@ static struct client *by_id(uint32_t id) {
 
 static void agent_frame(struct nv_hdr *h, char *d) {
     last_heard = now();
+    if (h->type == NV_DNS) {
+        if (dns_fd >= 0) send(dns_fd, d, h->len, MSG_DONTWAIT); /* lost: the guest's resolver retries */
+        return;
+    }
     if (h->id == 0) {
         if ((h->type == NV_STDOUT || h->type == NV_STDERR) && h->len)
             write_all(tty_fd >= 0 ? tty_fd : (h->type == NV_STDOUT ? 1 : 2), d, h->len);
@@ -285,11 +292,13 @@ int main(int argc, char **argv) {
     qemu = atoi(argv[6]);
     fsd = atoi(argv[7]);
     hang_timeout = atof(argv[8]);
+    if (argc > 9) dns_fd = atoi(argv[9]);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     for (int i = 0; i < MAXC; i++) cl[i].fd = -1;
     in_fd = tty_fd >= 0 ? tty_fd : 0;
     fcntl(agent, F_SETFL, O_NONBLOCK);
     fcntl(ctl, F_SETFL, O_NONBLOCK);
+    if (dns_fd >= 0) fcntl(dns_fd, F_SETFL, O_NONBLOCK);
     int stdin_open = 1;
     if (fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK) < 0) stdin_open = 0;
 
@@ -306,13 +315,14 @@ int main(int argc, char **argv) {
     report("");
 
     for (;;) {
-        struct pollfd pf[4 + MAXC];
-        int idx[4 + MAXC];
+        struct pollfd pf[5 + MAXC];
+        int idx[5 + MAXC];
         int n = 0;
         pf[n] = (struct pollfd){agent, POLLIN | (agent_out.n ? POLLOUT : 0), 0}; idx[n++] = -1;
         pf[n] = (struct pollfd){ctl, POLLIN, 0}; idx[n++] = -2;
         pf[n] = (struct pollfd){sfd, POLLIN, 0}; idx[n++] = -3;
         if (stdin_open) { pf[n] = (struct pollfd){in_fd, POLLIN, 0}; idx[n++] = -4; }
+        if (dns_fd >= 0) { pf[n] = (struct pollfd){dns_fd, POLLIN, 0}; idx[n++] = -5; }
         for (int i = 0; i < MAXC; i++)
             if (cl[i].fd >= 0) { pf[n] = (struct pollfd){cl[i].fd, POLLIN | (cl[i].out.n ? POLLOUT : 0), 0}; idx[n++] = i; }
         poll(pf, (nfds_t)n, 1000);
@@ -350,6 +360,11 @@ int main(int argc, char **argv) {
                 while ((p = waitpid(-1, &st, WNOHANG)) > 0)
                     if (p == qemu || p == fsd) finish(SIGKILL, p == qemu ? "the microVM stopped (qemu exited)"
                                                                         : "the microVM stopped (virtiofsd exited)");
+            } else if (idx[j] == -5) {
+                char b[65536];
+                ssize_t r;
+                while ((r = recv(dns_fd, b, sizeof b, 0)) >= 0 || errno == ECONNREFUSED || errno == EINTR)
+                    if (r > 0) to_agent(NV_DNS, 0, b, (uint32_t)r);
             } else if (idx[j] == -4) {
                 char b[65536];
                 ssize_t r = read(in_fd, b, sizeof b);

@@ -15,6 +15,7 @@ from nanovisor.api.hijack import DetachMatcher, header, parse_detach_keys
 from nanovisor.api.request import parse_filters
 from nanovisor.api.router import default_router, split_version
 from nanovisor.api.server import parse_host
+from nanovisor.images.registry.errors import Unauthorized
 
 
 def test_version_prefix():
@@ -103,6 +104,8 @@ def test_error_mapping():
     assert error_status(errors.NotModified("")) == (304, None)
     assert error_status(RouteNotFound("/x")) == (404, {"message": "page not found"})
     assert error_status(NotImplementedError("network create"))[0] == 501
+    denied = "login attempt to http://127.0.0.1:5000/v2/ failed with status: 401 Unauthorized"
+    assert error_status(Unauthorized(denied)) == (401, {"message": denied})
     assert error_status(RuntimeError("boom")) == (500, {"message": "boom"})
 
 

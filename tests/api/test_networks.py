@@ -75,7 +75,8 @@ def test_network_inspect_lists_the_container(docker, client, api_socket, app, we
     status, _, body = api_request(api_socket, "GET", f"/networks/{app}")
     assert status == 200
     response_validator("/networks/{id}").validate(body)
-    ip = docker("inspect", "--format", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % app, "web")
+    template = "{{(index .NetworkSettings.Networks \"" + app + "\").IPAddress}}"
+    ip = docker("inspect", "--format", template, "web")
     assert ip.stdout.strip() == str(addr.ip)
 
 
@@ -101,10 +102,11 @@ def test_connect_and_disconnect_a_running_container(docker, image, app, web, sid
     r = docker("run", "-d", "--network", side, "--name", name, image, *_httpd("second"))
     assert r.returncode == 0, r.stderr
     try:
-        r = docker("network", "connect", "--alias", "extra", app, name)
+        r = docker("network", "connect", "--alias", "extra", "--ip", "10.123.77.50", app, name)
         assert r.returncode == 0, r.stderr
-        networks = docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", name).stdout
-        assert app in json.loads(networks)
+        networks = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", name).stdout)
+        assert networks[app]["IPAddress"] == "10.123.77.50"
+        assert "extra" in networks[app]["Aliases"]
         # the newcomer reaches web by name, and is reachable by its alias
         r = docker("exec", name, *_fetch_in("http://web/"))
         assert (r.returncode, r.stdout) == (0, PAGE + "\n"), r.stderr
@@ -142,7 +144,7 @@ def test_docker_py_connect_disconnect_and_prune(client, image, name):
     net = client.networks.create(
         "py-" + uuid.uuid4().hex[:6], driver="bridge",
         ipam={"Driver": "default", "Config": [{"Subnet": PY_SUBNET}]})
-    c = client.containers.run(image, ["sleep", "600"], name=name, detach=True, network_mode="none")
+    c = client.containers.run(image, ["sleep", "600"], name=name, detach=True)
     try:
         net.connect(c, aliases=["py-alias"])
         net.reload()
@@ -181,6 +183,22 @@ def test_published_port_on_loopback(docker, image, name):
         assert docker("port", name, "80").stdout.strip() == f"127.0.0.1:{port}"
     finally:
         docker("rm", "-f", name)
+
+
+def test_create_and_remove_over_raw_api(api_socket):
+    """The bodies as the spec documents them."""
+    name = "raw-" + uuid.uuid4().hex[:6]
+    status, _, body = api_request(api_socket, "POST", "/networks/create",
+                                  {"Name": name, "IPAM": {"Config": [{"Subnet": "10.123.80.0/24"}]}})
+    assert status == 201, body
+    response_validator("/networks/create", "post", 201).validate(body)
+    status, _, again = api_request(api_socket, "POST", "/networks/create", {"Name": name})
+    assert status == 409 and again["message"] == f"network with name {name} already exists"
+    status, _, _ = api_request(api_socket, "DELETE", f"/networks/{body['Id']}")
+    assert status == 204
+    status, _, body = api_request(api_socket, "POST", "/networks/prune")
+    assert status == 200
+    response_validator("/networks/prune", "post", 200).validate(body)
 
 
 def test_network_errors(docker, api_socket):

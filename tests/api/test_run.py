@@ -75,8 +75,6 @@ def test_name_conflict(docker, image, name):
         docker("rm", name)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: HostConfig.LogConfig.Type is '' and docker-py only returns "
-                   "output for json-file/journald")
 def test_docker_py_run(client, image):
     out = client.containers.run(image, ["sh", "-c", "echo py; echo pyerr >&2"], remove=True,
                                 stdout=True, stderr=True)

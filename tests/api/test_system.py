@@ -60,7 +60,6 @@ def test_not_found_statuses(api_socket):
     assert status == 404 and body["message"].startswith("No such image: nano/ghost")
 
 
-@pytest.mark.xfail(strict=True, reason="engine: moby names the normalized reference (nano/ghost:latest)")
 def test_missing_image_message_names_the_tag(api_socket):
     status, _, body = api_request(api_socket, "POST", "/containers/create",
                                   body={"Image": "nano/ghost", "Cmd": ["true"]})

@@ -7,8 +7,7 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-from nvtest import IMAGE
+from nvtest import IMAGE, pty_session, wait_for
 
 
 def test_run_rm_prints_and_returns_exit_code(nv):
@@ -44,7 +43,7 @@ def test_detached_lifecycle(nv):
         ps = nv("ps", "--filter", "label=team=core", "--format", "{{.Names}} {{.State}}").stdout
         assert ps.strip() == "life running"
         assert nv("ps", "-q").stdout.split().count(cid[:12]) == 1
-        _wait_for(lambda: "started" in nv("logs", "life").stdout)
+        wait_for(lambda: "started" in nv("logs", "life").stdout)
         insp = json.loads(nv("inspect", "life").stdout)[0]
         assert insp["State"]["Running"] and insp["Name"] == "/life" and insp["Config"]["Labels"]["team"] == "core"
         assert nv("inspect", "--format", "{{.State.Status}}", "life").stdout.strip() == "running"
@@ -177,7 +176,7 @@ def test_named_volume_outlives_container(nv):
 def test_restart_on_failure_counts(nv):
     cid = nv("run", "-d", "--restart", "on-failure:2", IMAGE, "sh", "-c", "exit 1").stdout.strip()
     try:
-        _wait_for(lambda: nv("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", cid).stdout.strip()
+        wait_for(lambda: nv("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", cid).stdout.strip()
                   == "2 exited", timeout=60)
     finally:
         nv("rm", "-f", cid)
@@ -239,56 +238,17 @@ def test_images_tag_rmi(nv):
 def test_tty_run_and_exec_through_a_real_pty(nv, root):
     import sys
 
-    out, code = _pty_session(root, ["run", "-it", "--rm", IMAGE, "sh"], [b"stty size\r", b"exit 7\r"])
+    out, code = pty_session(root, ["run", "-it", "--rm", IMAGE, "sh"], [b"stty size\r", b"exit 7\r"])
     assert code == 7, out
-    out, code = _pty_session(root, ["run", "-it", "--rm", IMAGE, "sh", "-c", "echo $((6*7)); tty"], [])
+    out, code = pty_session(root, ["run", "-it", "--rm", IMAGE, "sh", "-c", "echo $((6*7)); tty"], [])
     assert code == 0 and b"42" in out and b"/dev/pts/" in out, out
     cid = nv("run", "-d", IMAGE, "sleep", "1000").stdout.strip()
     try:
-        out, code = _pty_session(root, ["exec", "-it", cid, "sh"], [b"echo $((5*5))\r", b"exit 3\r"])
+        out, code = pty_session(root, ["exec", "-it", cid, "sh"], [b"echo $((5*5))\r", b"exit 3\r"])
         assert code == 3 and b"25" in out, out
     finally:
         nv("rm", "-f", cid)
     assert sys.executable
-
-
-def _pty_session(root, args, inputs, timeout=60):
-    import pty
-    import select
-    import sys
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(sys.executable, [sys.executable, "-m", "nanovisor", "--root", str(root), *args])
-    out = b""
-    deadline = time.monotonic() + timeout
-    pending = list(inputs)
-    last_send = 0.0
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out += data
-        if pending and time.monotonic() - last_send > 0.7 and out:
-            os.write(fd, pending.pop(0))
-            last_send = time.monotonic()
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return out, os.waitstatus_to_exitcode(status)
-
-
-def _wait_for(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    pytest.fail("condition not met in time")
 
 
 def test_stdin_is_piped_through_and_closed(nv):

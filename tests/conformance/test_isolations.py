@@ -3,15 +3,10 @@ in a process container (runc) and in a VM container (nanovisor-vm), as a user ch
 
 from __future__ import annotations
 
-import json
 import os
-import select
-import subprocess
-import sys
-import time
 
 import pytest
-from nvtest import IMAGE
+from nvtest import IMAGE, pty_session, wait_for
 
 ISOLATIONS = [pytest.param("process", id="process"), pytest.param("vm", id="vm", marks=pytest.mark.vm)]
 
@@ -61,7 +56,7 @@ def test_detached_lifecycle(nv, iso):
               "while true; do sleep 0.1; done").stdout.strip()
     assert len(cid) == 64
     try:
-        _wait_for(lambda: "up" in nv("logs", cid).stdout)
+        wait_for(lambda: "up" in nv("logs", cid).stdout)
         assert nv("exec", cid, "sh", "-c", "echo in-exec; exit 4").returncode == 4
         assert nv("exec", cid, "cat", "/etc/hostname").stdout.strip() == cid[:12]
         top = nv("top", cid)
@@ -72,7 +67,7 @@ def test_detached_lifecycle(nv, iso):
         assert nv("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "paused"
         assert nv("unpause", cid).returncode == 0
         assert nv("kill", "-s", "USR1", cid).returncode == 0
-        _wait_for(lambda: "usr1" in nv("logs", cid).stdout)
+        wait_for(lambda: "usr1" in nv("logs", cid).stdout)
         assert nv("stop", "-t", "10", cid).returncode == 0
         assert nv("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "143"
         assert "term" in nv("logs", cid).stdout
@@ -90,7 +85,7 @@ def test_cp_both_ways(nv, iso, tmp_path):
         assert nv("cp", str(tmp_path / "in.txt"), f"{cid}:/tmp/in.txt").returncode == 0
         assert nv("exec", cid, "cat", "/tmp/in.txt").stdout == "into the container\n"
         nv("exec", cid, "sh", "-c", "echo out of it > /tmp/out.txt")
-        _wait_for(lambda: nv("cp", f"{cid}:/tmp/out.txt", str(tmp_path / "out.txt")).returncode == 0
+        wait_for(lambda: nv("cp", f"{cid}:/tmp/out.txt", str(tmp_path / "out.txt")).returncode == 0
                   and (tmp_path / "out.txt").read_text() == "out of it\n")
     finally:
         nv("rm", "-f", cid)
@@ -99,7 +94,7 @@ def test_cp_both_ways(nv, iso, tmp_path):
 def test_restart_policy_and_init(nv, iso):
     cid = run(nv, iso, "-d", "--restart", "on-failure:1", IMAGE, "sh", "-c", "exit 1").stdout.strip()
     try:
-        _wait_for(lambda: nv("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", cid).stdout.strip()
+        wait_for(lambda: nv("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", cid).stdout.strip()
                   == "1 exited", timeout=60)
     finally:
         nv("rm", "-f", cid)
@@ -118,12 +113,12 @@ def test_memory_limit_applies(nv, iso):
 
 
 def test_tty_run_and_exec(nv, iso, root):
-    out, code = _pty(root, ["run", f"--isolation={iso}", "-it", "--rm", IMAGE, "sh"],
+    out, code = pty_session(root, ["run", f"--isolation={iso}", "-it", "--rm", IMAGE, "sh"],
                      [b"echo $((6*7))\r", b"exit 5\r"])
     assert code == 5 and b"42" in out, out
     cid = run(nv, iso, "-d", IMAGE, "sleep", "1000").stdout.strip()
     try:
-        out, code = _pty(root, ["exec", "-it", cid, "sh"], [b"tty\r", b"exit 2\r"])
+        out, code = pty_session(root, ["exec", "-it", cid, "sh"], [b"tty\r", b"exit 2\r"])
         assert code == 2 and b"/dev/pts/" in out, out
     finally:
         nv("rm", "-f", cid)
@@ -143,39 +138,3 @@ def test_vm_isolation_is_real(nv):
     assert r.stdout.strip() == lines[0]
 
 
-def _pty(root, args, inputs, timeout=90):
-    import pty
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(sys.executable, [sys.executable, "-m", "nanovisor", "--root", str(root), *args])
-    out, pending, last = b"", list(inputs), 0.0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out += data
-        if pending and out and time.monotonic() - last > 1.0:
-            os.write(fd, pending.pop(0))
-            last = time.monotonic()
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return out, os.waitstatus_to_exitcode(status)
-
-
-def _wait_for(pred, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    pytest.fail("condition not met in time")
-
-
-_ = (json, subprocess)

@@ -21,7 +21,7 @@ def error_status(exc: BaseException) -> tuple[int, dict | None]:
     """Map an exception to (status, JSON body); body is None when the status forbids one (304)."""
     if isinstance(exc, errors.NotModified):
         return 304, None
-    if isinstance(exc, errors.NanovisorError):
+    if isinstance(exc, errors.NanovisorError):  # each type carries its status (registry Unauthorized: 401)
         return exc.status, {"message": str(exc)}
     if isinstance(exc, RouteNotFound):
         return 404, {"message": "page not found"}

@@ -10,21 +10,12 @@ import tarfile
 import time
 
 from nanovisor.cli.main import engine_for
-from nanovisor.cli.output import dump_json, formatted, table
+from nanovisor.cli.output import dump_json, for_each, formatted, table
 from nanovisor.errors import InvalidParameter, NanovisorError, NotFound
 
 
 def _each(args, func) -> int:
-    """Docker's multi-container verbs: act on each, print the name given, report errors, exit 1 if any."""
-    code = 0
-    for ref in args.containers:
-        try:
-            func(ref)
-            print(ref)
-        except NanovisorError as e:
-            print(f"Error response from daemon: {e}", file=sys.stderr)
-            code = 1
-    return code
+    return for_each(args.containers, func)
 
 
 def add_start(p):
@@ -130,14 +121,7 @@ def add_wait(p):
 
 def cmd_wait(args) -> int:
     engine = engine_for(args)
-    code = 0
-    for ref in args.containers:
-        try:
-            print(engine.container_wait(ref)["StatusCode"])
-        except NanovisorError as e:
-            print(f"Error response from daemon: {e}", file=sys.stderr)
-            code = 1
-    return code
+    return for_each(args.containers, lambda ref: print(engine.container_wait(ref)["StatusCode"]), echo=False)
 
 
 # ps ----------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ import time
 
 from nanovisor.cli.containers import parse_filter_flags
 from nanovisor.cli.main import engine_for
-from nanovisor.cli.output import dump_json, formatted, table
+from nanovisor.cli.output import dump_json, for_each, formatted, table
 from nanovisor.engine.units import human_size
-from nanovisor.errors import InvalidParameter, NanovisorError
+from nanovisor.errors import InvalidParameter
 
 
 def add_images(p):
@@ -66,16 +66,12 @@ def add_rmi(p):
 
 def cmd_rmi(args) -> int:
     engine = engine_for(args)
-    code = 0
-    for ref in args.images:
-        try:
-            for item in engine.image_remove(ref, args.force, args.no_prune):
-                for k, v in item.items():
-                    print(f"{k}: {v}")
-        except NanovisorError as e:
-            print(f"Error response from daemon: {e}", file=sys.stderr)
-            code = 1
-    return code
+
+    def remove(ref: str) -> None:
+        for item in engine.image_remove(ref, args.force, args.no_prune):
+            for k, v in item.items():
+                print(f"{k}: {v}")
+    return for_each(args.images, remove, echo=False)
 
 
 def add_tag(p):

@@ -6,8 +6,7 @@ import sys
 
 from nanovisor.cli.containers import parse_filter_flags
 from nanovisor.cli.main import engine_for
-from nanovisor.cli.output import dump_json, formatted, table
-from nanovisor.errors import NanovisorError
+from nanovisor.cli.output import dump_json, for_each, formatted, table
 
 
 def add_create(p):
@@ -80,15 +79,7 @@ def add_rm(p):
 
 def cmd_rm(args) -> int:
     engine = engine_for(args)
-    code = 0
-    for name in args.networks:
-        try:
-            engine.network_remove(name)
-            print(name)
-        except NanovisorError as e:
-            print(f"Error response from daemon: {e}", file=sys.stderr)
-            code = 1
-    return code
+    return for_each(args.networks, engine.network_remove)
 
 
 def add_connect(p):

@@ -45,5 +45,22 @@ def formatted(template: str, items: list[dict], headers: dict[str, str] | None =
         raise InvalidParameter(str(e)) from None
 
 
+def for_each(items: list[str], act, echo: bool = True) -> int:
+    """Docker's multi-object verbs: act on each, print the name given, report each error on one line, and
+    exit 1 if any failed."""
+    from nanovisor.errors import NanovisorError
+
+    code = 0
+    for item in items:
+        try:
+            act(item)
+            if echo:
+                print(item)
+        except NanovisorError as e:
+            print(f"Error response from daemon: {e}", file=sys.stderr)
+            code = 1
+    return code
+
+
 def dump_json(obj) -> None:
     print(json.dumps(obj, indent=4))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from nanovisor.cli.containers import parse_filter_flags
 from nanovisor.cli.main import engine_for
-from nanovisor.cli.output import dump_json, formatted, table
+from nanovisor.cli.output import dump_json, for_each, formatted, table
 from nanovisor.engine.units import human_size
-from nanovisor.errors import NanovisorError
 
 
 def add_create(p):
@@ -55,15 +52,7 @@ def add_rm(p):
 
 def cmd_rm(args) -> int:
     engine = engine_for(args)
-    code = 0
-    for name in args.volumes:
-        try:
-            engine.volume_remove(name, args.force)
-            print(name)
-        except NanovisorError as e:
-            print(f"Error response from daemon: {e}", file=sys.stderr)
-            code = 1
-    return code
+    return for_each(args.volumes, lambda name: engine.volume_remove(name, args.force))
 
 
 def add_inspect(p):

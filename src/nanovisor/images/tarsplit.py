@@ -8,13 +8,16 @@ import gzip
 import hashlib
 import json
 import os
+import queue
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from nanovisor.errors import SystemError_
 
 _SEG, _FILE = b"S", b"F"
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class SplitWriter:
@@ -47,62 +50,157 @@ class SplitWriter:
         self._f.close()
 
 
-def _open_in_tree(root_fd: int, name: str) -> int:
-    """Opens a regular file of an unpacked layer without following any symlink."""
-    parts = name.split("/")
-    fd = os.dup(root_fd)
-    try:
-        for p in parts[:-1]:
-            nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+_OUT = 1 << 20              # replay hands out pieces of about this size
+_MAX_CACHED_DIRS = 256
+
+
+class _Records:
+    """Reads the framed records of a tar-split file from a few big decompressed blocks."""
+
+    def __init__(self, f: gzip.GzipFile) -> None:
+        self._f = f
+        self._buf = b""
+        self._pos = 0
+
+    def take(self, n: int) -> bytes:
+        end = self._pos + n
+        if end > len(self._buf):
+            more = [self._buf[self._pos:]]
+            have = len(more[0])
+            while have < n:
+                chunk = self._f.read(max(_OUT, n - have))
+                if not chunk:
+                    raise SystemError_("tar-split file is truncated")
+                more.append(chunk)
+                have += len(chunk)
+            self._buf, self._pos, end = b"".join(more), 0, n
+        out = self._buf[self._pos:end]
+        self._pos = end
+        return out
+
+    def kind(self) -> bytes:
+        """The next record's kind, b"" at the end."""
+        if self._pos >= len(self._buf):
+            self._buf, self._pos = self._f.read(_OUT), 0
+        kind = self._buf[self._pos:self._pos + 1]
+        self._pos += 1
+        return kind
+
+
+class _Tree:
+    """Opens the regular files of an unpacked layer without following any symlink, keeping the fds of
+    recently used directories (a layer lists the files of a directory together)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dirs: dict[str, int] = {}
+
+    def _dir(self, path: str) -> int:
+        if not path:
+            return self.root_fd
+        fd = self.dirs.get(path)
+        if fd is None:
+            if len(self.dirs) >= _MAX_CACHED_DIRS:
+                self.close_dirs()
+            up, _, base = path.rpartition("/")
+            fd = os.open(base, _O_DIR, dir_fd=self._dir(up))
+            self.dirs[path] = fd
+        return fd
+
+    def open(self, name: str) -> int:
+        parent, _, base = name.rpartition("/")
+        return os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir(parent))
+
+    def close_dirs(self) -> None:
+        for fd in self.dirs.values():
             os.close(fd)
-            fd = nfd
-        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-    finally:
-        os.close(fd)
+        self.dirs.clear()
+
+    def close(self) -> None:
+        self.close_dirs()
+        os.close(self.root_fd)
+
+
+class _Hasher:
+    """sha256 in a helper thread (hashlib releases the GIL), so hashing overlaps with reading and writing."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+        self._q: queue.Queue = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._work, name="replay-hash", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (data := self._q.get()) is not None:
+            self.h.update(data)
+
+    def update(self, data: bytes | bytearray) -> None:
+        self._q.put(data)  # never modified afterwards: replay hands out a fresh buffer each time
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+
+    def digest(self) -> str:
+        self.stop()
+        return "sha256:" + self.h.hexdigest()
 
 
 def replay(layer_path: Path, diff_id: str) -> Iterator[bytes]:
-    """Yields the original tar of the layer unpacked at layer_path (diff/ + tar-split.gz [+ stash/]);
-    raises SystemError_ at the end if it no longer hashes to diff_id (modified behind our back)."""
-    split_path, tree = layer_path / "tar-split.gz", layer_path / "diff"
+    """Yields the original tar of the layer unpacked at layer_path (diff/ + tar-split.gz [+ stash/]), in
+    pieces of about 1 MiB (bytes-like: bytearray); raises SystemError_ at the end if it no longer hashes to
+    diff_id (modified behind our back)."""
+    split_path, tree_path = layer_path / "tar-split.gz", layer_path / "diff"
     idx = layer_path / "stash" / "index.json"
     moved = {int(k): v for k, v in json.loads(idx.read_text()).items()} if idx.exists() else {}
-    h = hashlib.sha256()
-    root_fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    stash_fd = os.open(layer_path / "stash", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if moved else -1
+    hasher = _Hasher()
+    tree = _Tree(tree_path)
+    stash_fd = os.open(layer_path / "stash", _O_DIR) if moved else -1
     record = -1
+    buf = bytearray()
     try:
         with gzip.open(split_path, "rb") as f:
-            while kind := f.read(1):
-                (n,) = struct.unpack(">I", f.read(4))
+            recs = _Records(f)
+            while kind := recs.kind():
+                (n,) = struct.unpack(">I", recs.take(4))
                 if kind == _SEG:
-                    data = f.read(n)
-                    h.update(data)
-                    yield data
+                    buf += recs.take(n)
                     continue
-                name = f.read(n).decode("utf-8", "surrogateescape")
-                (size,) = struct.unpack(">Q", f.read(8))
+                name = recs.take(n).decode("utf-8", "surrogateescape")
+                (size,) = struct.unpack(">Q", recs.take(8))
                 record += 1
                 if record in moved:
                     fd = os.open(moved[record], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stash_fd)
                 else:
-                    fd = _open_in_tree(root_fd, name)
+                    fd = tree.open(name)
                 try:
                     left = size
                     while left:
-                        chunk = os.read(fd, min(left, 1 << 20))
+                        chunk = os.read(fd, min(left, _OUT))
                         if not chunk:
                             break
                         left -= len(chunk)
-                        h.update(chunk)
-                        yield chunk
+                        buf += chunk
+                        if len(buf) >= _OUT:
+                            hasher.update(buf)
+                            yield buf
+                            buf = bytearray()
                 finally:
                     os.close(fd)
                 if left:
                     raise SystemError_(f"layer {diff_id}: file {name} shrank since it was unpacked")
+                if len(buf) >= _OUT:
+                    hasher.update(buf)
+                    yield buf
+                    buf = bytearray()
+        if buf:
+            hasher.update(buf)
+            yield buf
     finally:
-        os.close(root_fd)
+        tree.close()
         if stash_fd >= 0:
             os.close(stash_fd)
-    if "sha256:" + h.hexdigest() != diff_id:
+        hasher.stop()
+    if hasher.digest() != diff_id:
         raise SystemError_(f"layer {diff_id}: content changed since it was unpacked")

@@ -10,8 +10,10 @@ import gzip
 import hashlib
 import lzma
 import queue
+import struct
 import subprocess
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -25,13 +27,18 @@ CHUNK = 1 << 20
 
 REG, HARD, SYM, CHR, BLK, DIR, FIFO = "0", "1", "2", "3", "4", "5", "6"
 _MEMBER_TYPES = {"0", "\0", "7", "1", "2", "3", "4", "5", "6"}
+_META_TYPES = {"x", "g", "L", "K"}
+_ZERO_BLOCK = bytes(BLOCK)
+# ustar header fields: name mode uid gid size mtime chksum typeflag linkname magic version uname gname
+# devmajor devminor prefix (GNU tar keeps atime/ctime where ustar has the prefix: only read it for ustar)
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
 
 
 class TarError(InvalidParameter):
     """A tar stream we refuse; the message says why."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
     name: str                  # normalized relative path, "" for the root itself
     raw_name: str              # as written in the archive
@@ -63,6 +70,16 @@ def normalize(name: str, what: str = "path") -> str:
 
 
 def _num(field_: bytes, what: str) -> int:
+    try:
+        v = int(field_.rstrip(b"\0"), 8)  # the usual zero-padded octal: one C call
+    except ValueError:
+        v = _num_slow(field_, what)
+    if v < 0:
+        raise TarError(f"invalid tar header: negative {what}")
+    return v
+
+
+def _num_slow(field_: bytes, what: str) -> int:
     if field_ and field_[0] & 0x80:
         if field_[0] == 0xFF:
             raise TarError(f"invalid tar header: negative {what}")
@@ -83,9 +100,15 @@ def _str(field_: bytes) -> str:
     return field_.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
+def _byte_sum(block: bytes) -> int:
+    """sum(block) of a 512-byte block in C: Adler-32's low half is 1 + the byte sum modulo 65521, exact for
+    256 bytes (at most 65280)."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
+
+
 def _checksum_ok(block: bytes) -> bool:
     want = _num(block[148:156], "checksum")
-    unsigned = sum(block) - sum(block[148:156]) + 256
+    unsigned = _byte_sum(block) - sum(block[148:156]) + 256
     if want == unsigned:
         return True
     signed = sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:]) + 256
@@ -137,6 +160,7 @@ class Source:
         self.size = 0
         self.on_meta = on_meta
         self._buf = b""
+        self._view = memoryview(self._buf)
         self._pos = 0
         self._eof = False
         self._thread: threading.Thread | None = None
@@ -195,40 +219,48 @@ class Source:
             raise item
         return item
 
-    def _fill(self, n: int) -> None:
-        """Makes at least n bytes available from _pos (fewer only at EOF)."""
-        have = len(self._buf) - self._pos
-        if have >= n:
-            return
-        parts = [self._buf[self._pos:]]
-        while have < n:
-            chunk = self._raw(max(CHUNK, n - have))
-            if not chunk:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        self._buf = b"".join(parts)
-        self._pos = 0
+    def _set(self, chunk: bytes, pos: int) -> None:
+        self._buf, self._view, self._pos = chunk, memoryview(chunk), pos
 
     def read(self, n: int, meta: bool) -> bytes:
         """Exactly n bytes (fewer only at EOF)."""
-        if len(self._buf) - self._pos < n:
-            self._fill(n)
         pos = self._pos
-        out = self._buf[pos:pos + n]
-        self._pos = pos + len(out)
+        end = pos + n
+        if end <= len(self._buf):
+            out = self._buf[pos:end]
+            self._pos = end
+        else:
+            out = self._read_across(n)
         if meta and self.on_meta is not None:
             self.on_meta(out)
         return out
 
-    def read_some(self, n: int) -> bytes:
-        """Up to n data bytes, at least one unless at EOF (for streaming file contents)."""
+    def _read_across(self, n: int) -> bytes:
+        """read() of bytes that continue into the next chunks; only what is asked for is copied."""
+        parts = [self._buf[self._pos:]]
+        have = len(parts[0])
+        self._set(b"", 0)
+        while have < n:
+            chunk = self._raw(CHUNK)
+            if not chunk:
+                break
+            take = n - have
+            if len(chunk) > take:
+                parts.append(chunk[:take])
+                self._set(chunk, take)
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        return b"".join(parts)
+
+    def read_some(self, n: int) -> bytes | memoryview:
+        """Up to n data bytes, at least one unless at EOF, without copying (for streaming file contents)."""
         if self._pos >= len(self._buf):
-            if n >= CHUNK:  # big file content: hand the chunk on without copying
+            if n >= CHUNK:  # big file content: hand the chunk on as it is
                 return self._raw(n)
-            self._buf, self._pos = self._raw(CHUNK), 0
+            self._set(self._raw(CHUNK), 0)
         pos = self._pos
-        out = self._buf[pos:pos + n]
+        out = self._view[pos:pos + n]
         self._pos = pos + len(out)
         return out
 
@@ -256,7 +288,8 @@ class DataReader:
         self.left = size
         self.pad = (-size) % BLOCK
 
-    def chunks(self, n: int = CHUNK) -> Iterator[bytes]:
+    def chunks(self, n: int = CHUNK) -> Iterator[bytes | memoryview]:
+        """The content in pieces: views into the stream's (immutable) buffers, not copies."""
         while self.left:
             chunk = self.src.read_some(min(n, self.left))
             if not chunk:
@@ -274,7 +307,7 @@ class DataReader:
         if not chunk:
             raise TarError("unexpected EOF in tar archive")
         self.left -= len(chunk)
-        return chunk
+        return bytes(chunk)
 
     def finish(self) -> None:
         for _ in self.chunks():
@@ -292,25 +325,28 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
     pending_pax: dict[str, bytes] = {}
     long_name: str | None = None
     long_link: str | None = None
+    read = src.read
     while True:
-        block = src.read(BLOCK, meta=True)
+        block = read(BLOCK, True)
         if len(block) < BLOCK:
             if not block and not pending_pax and long_name is None:
                 return  # EOF without end marker: accepted, as Go's archive/tar does
             raise TarError("unexpected EOF in tar archive")
-        if block == b"\0" * BLOCK:
+        if block == _ZERO_BLOCK:
             src.drain()
             return
         if not _checksum_ok(block):
             raise TarError("invalid tar header: checksum mismatch")
-        tflag = chr(block[156])
-        size = _num(block[124:136], "size")
+        (name_f, mode_f, uid_f, gid_f, size_f, mtime_f, _chk, tflag_b, link_f, magic, _version, _uname, _gname,
+         major_f, minor_f, prefix_f) = _HEADER.unpack(block)
+        tflag = chr(tflag_b[0])
+        size = _num(size_f, "size")
         if size > MAX_SIZE:
             raise TarError("invalid tar header: absurd size")
-        if tflag in ("x", "g", "L", "K"):
+        if tflag in _META_TYPES:
             if size > MAX_META:
                 raise TarError("invalid tar header: oversized extended header")
-            data = src.read(size + (-size) % BLOCK, meta=True)
+            data = read(size + (-size) % BLOCK, True)
             if len(data) < size:
                 raise TarError("unexpected EOF in tar archive")
             data = data[:size]
@@ -325,62 +361,56 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
             continue
         if tflag not in _MEMBER_TYPES:
             raise TarError(f"invalid tar header: unsupported entry type {tflag!r}")
-        pax = {**global_pax, **pending_pax}
-        pending_pax = {}
-        magic = block[257:263]
-        name = _str(block[0:100])
-        if magic == b"ustar\0":
-            prefix = _str(block[345:500])
-            if prefix:
-                name = prefix + "/" + name
+        name = _str(name_f)
+        if magic == b"ustar\0" and prefix_f[0]:
+            name = _str(prefix_f) + "/" + name
         if long_name is not None:
             name, long_name = long_name, None
-        linkname = _str(block[157:257])
+        linkname = _str(link_f) if link_f[0] else ""
         if long_link is not None:
             linkname, long_link = long_link, None
-        if "path" in pax:
-            name = pax["path"].decode("utf-8", "surrogateescape")
-        if "linkpath" in pax:
-            linkname = pax["linkpath"].decode("utf-8", "surrogateescape")
-        if any(k.startswith("GNU.sparse") for k in pax):
-            raise TarError("invalid tar header: sparse files are not supported")
-
-        size = _pax_num(pax, "size", size)
-        if size > MAX_SIZE:
-            raise TarError("invalid tar header: absurd size")
-        mtime: float = _num(block[136:148], "mtime")
-        if "mtime" in pax:
-            try:
-                mtime = float(pax["mtime"])
-            except ValueError:
-                raise TarError("invalid tar header: bad PAX mtime") from None
+        mtime: float = _num(mtime_f, "mtime")
+        uid = _num(uid_f, "uid")
+        gid = _num(gid_f, "gid")
+        xattrs: dict[str, bytes] = {}
+        if global_pax or pending_pax:
+            pax = {**global_pax, **pending_pax}
+            pending_pax = {}
+            if "path" in pax:
+                name = pax["path"].decode("utf-8", "surrogateescape")
+            if "linkpath" in pax:
+                linkname = pax["linkpath"].decode("utf-8", "surrogateescape")
+            if any(k.startswith("GNU.sparse") for k in pax):
+                raise TarError("invalid tar header: sparse files are not supported")
+            size = _pax_num(pax, "size", size)
+            if size > MAX_SIZE:
+                raise TarError("invalid tar header: absurd size")
+            if "mtime" in pax:
+                try:
+                    mtime = float(pax["mtime"])
+                except ValueError:
+                    raise TarError("invalid tar header: bad PAX mtime") from None
+            uid = _pax_num(pax, "uid", uid)
+            gid = _pax_num(pax, "gid", gid)
+            xattrs = {k[len("SCHILY.xattr."):]: v for k, v in pax.items() if k.startswith("SCHILY.xattr.")}
         t = REG if tflag in ("\0", "7") else tflag
         data_size = size if t == REG else 0  # header-only types carry no data, as in Go's archive/tar
-        m = Member(
-            name=normalize(name),
-            raw_name=name,
-            type=t,
-            mode=_num(block[100:108], "mode") & 0o7777,
-            uid=_pax_num(pax, "uid", _num(block[108:116], "uid")),
-            gid=_pax_num(pax, "gid", _num(block[116:124], "gid")),
-            size=data_size,
-            mtime=mtime,
-            linkname=linkname,
-            devmajor=_num(block[329:337], "devmajor") if t in (CHR, BLK) else 0,
-            devminor=_num(block[337:345], "devminor") if t in (CHR, BLK) else 0,
-            xattrs={k[len("SCHILY.xattr."):]: v for k, v in pax.items() if k.startswith("SCHILY.xattr.")},
-        )
-        if not -(1 << 40) < m.mtime < (1 << 40):
+        dev = t == CHR or t == BLK
+        m = Member(normalize(name), name, t, _num(mode_f, "mode") & 0o7777, uid, gid, data_size, mtime, linkname,
+                   _num(major_f, "devmajor") if dev else 0, _num(minor_f, "devminor") if dev else 0, xattrs)
+        if not -(1 << 40) < mtime < (1 << 40):
             raise TarError(f"invalid tar header: absurd mtime for {name!r}")
-        if m.uid > 0xFFFFFFFE or m.gid > 0xFFFFFFFE or m.devmajor > 0xFFFFFFF or m.devminor > 0xFFFFFFF:
+        if uid > 0xFFFFFFFE or gid > 0xFFFFFFFE or m.devmajor > 0xFFFFFFF or m.devminor > 0xFFFFFFF:
             raise TarError(f"invalid tar header: absurd owner or device numbers for {name!r}")
-        if t == SYM and not linkname:
-            raise TarError(f"invalid tar header: symlink {name!r} without target")
-        if t == SYM and "\0" in linkname:
-            raise TarError("invalid tar header: NUL byte in link target")
+        if t == SYM:
+            if not linkname:
+                raise TarError(f"invalid tar header: symlink {name!r} without target")
+            if "\0" in linkname:
+                raise TarError("invalid tar header: NUL byte in link target")
         reader = DataReader(src, data_size)
         yield m, reader
-        reader.finish()
+        if reader.left or reader.pad:
+            reader.finish()
 
 
 # -- decompression -------------------------------------------------------------------------------

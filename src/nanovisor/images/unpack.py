@@ -120,7 +120,7 @@ class _Writer:
         self._forget()
         return False
 
-    def _fill(self, fd: int, chunks: Iterable[bytes], m: Member) -> None:
+    def _fill(self, fd: int, chunks: Iterable[bytes | memoryview], m: Member) -> None:
         """Content and metadata of a new regular file; closes fd."""
         try:
             for chunk in chunks:

@@ -85,7 +85,8 @@ class NetworkManager(Networks):
             for ref in order:
                 self._add_endpoint(container_id, ref, wanted.get(ref) or {}, sandbox)
             self._publish(container_id, hc, exposed_ports)
-            self.sync_rules()
+            if self.store.ports(container_id):  # the table only names containers that publish ports
+                self.sync_rules()
             self._hold_dns(container_id, sandbox)
         except Exception:
             self.detach(container_id)

@@ -21,6 +21,7 @@ import tty
 from pathlib import Path
 
 from nanovisor.runtime.vm import bundle as bundle_mod
+from nanovisor.runtime.vm import net as vmnet
 from nanovisor.runtime.vm.state import Container, RuntimeError_, connect_unix, container
 
 OCI_VERSION = "1.0.2"
@@ -85,6 +86,11 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
     bundle = Path(a.bundle or ".").resolve()
     spec = json.loads((bundle / "config.json").read_text())
     plan = bundle_mod.plan(bundle)
+    if vmnet.host_network(spec):
+        raise RuntimeError_(vmnet.HOST_NETWORK_ERROR)
+    netns = _netns(spec)
+    if netns and vmnet.netns_in_use(netns):
+        raise RuntimeError_(vmnet.SHARED_NETNS_ERROR)
     if plan.tty and not a.console_socket and not foreground:
         raise RuntimeError_("cannot allocate tty if runc will detach without setting console socket")
     if not plan.tty and a.console_socket:
@@ -109,7 +115,7 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
                 import fcntl
                 import termios
                 fcntl.ioctl(tty_fd, termios.TIOCSCTTY, 0)
-            shim.run(c, plan, w, tty_fd, _netns(spec))
+            shim.run(c, plan, w, tty_fd, netns)
         os.close(w)
         err = _read_report(r)
     except BaseException:

@@ -11,6 +11,7 @@ HDR = struct.Struct("<B3xII")  # type, pad, id, len
 
 READY, CREATED, STDOUT, STDERR, EXIT, REPLY, ALIVE = b"R", b"c", b"O", b"e", b"x", b"r", b"h"
 CREATE, START, EXEC, STDIN, KILL, RESIZE, STATS, PS = b"C", b"G", b"X", b"I", b"K", b"W", b"S", b"P"
+DNS = b"D"  # both ways: a DNS message the agent took on the guest's 127.0.0.11, and netd's answer
 
 
 def frame(kind: bytes, ident: int, payload: bytes = b"") -> bytes:

@@ -22,6 +22,7 @@ import termios
 import time
 
 from nanovisor.runtime.vm import guest, protocol, vmm
+from nanovisor.runtime.vm import net as vmnet
 from nanovisor.runtime.vm.bundle import Plan
 from nanovisor.runtime.vm.protocol import Decoder, frame
 from nanovisor.runtime.vm.state import Container, bind_unix
@@ -54,6 +55,7 @@ class Shim:
         self.vm: vmm.VM | None = None
         self.signals: list[int] = []
         self.last_heard = time.monotonic()
+        self.net = vmnet.Wiring()
 
     # ---------- plumbing ----------
     def send(self, conn: Conn, data: bytes) -> None:
@@ -97,9 +99,11 @@ class Shim:
             raise OSError("nano guest is not built: run `python -m nanovisor.runtime.vm.guest build`")
         vmdir = self.c.vmdir
         vmdir.mkdir(mode=0o700)
+        if self.plan_netns:
+            self.net = vmnet.wire(self.plan_netns)
         fsd, fs_client = vmm.start_virtiofsd(self.plan, vmdir)
         try:
-            ch = vmm.channels(vmdir, fs_client)
+            ch = vmm.channels(vmdir, fs_client, self.net)
             qemu = vmm.start_qemu(self.plan, vmdir, ch, arts[0], arts[1], self.plan_netns)
         except Exception:
             os.killpg(fsd.pid, signal.SIGKILL)
@@ -119,7 +123,7 @@ class Shim:
             raise OSError(err.decode(errors="replace"))
 
     def create_kv(self) -> list[tuple[str, str]]:
-        kvs = list(self.plan.create)
+        kvs = list(self.plan.create) + self.net.agent_kv()
         if self.tty_fd is not None and not any(k == "winsize" for k, _ in kvs):
             rows, cols = self.winsize()
             if rows and cols:
@@ -189,6 +193,9 @@ class Shim:
         lsock = self.ctl_socket()
         lsock.setblocking(False)
         self.sel.register(lsock, selectors.EVENT_READ, "listen")
+        if self.net.dns is not None:
+            self.net.dns.setblocking(False)
+            self.sel.register(self.net.dns, selectors.EVENT_READ, "dns")
         self.report("")
         while True:
             timeout = None
@@ -206,6 +213,8 @@ class Shim:
                     self.handle_signals()
                 elif d == "stdin":
                     self.read_stdin(in_fd)
+                elif d == "dns":
+                    self.dns_reply()
                 elif d == "listen":
                     try:
                         s, _ = lsock.accept()
@@ -248,9 +257,12 @@ class Shim:
             fds.append(self.tty_fd)
         for fd in fds:
             os.set_inheritable(fd, True)
+        dns = self.net.dns.fileno() if self.net.dns is not None else -1
+        if dns >= 0:
+            os.set_inheritable(dns, True)
         tty = str(self.tty_fd) if self.tty_fd is not None else "-1"
         os.execv(binary, [str(binary), str(self.c.dir), str(fds[0]), str(fds[1]), str(self.report_fd), tty,
-                          str(self.vm.qemu.pid), str(self.vm.virtiofsd.pid), str(HANG_TIMEOUT)])
+                          str(self.vm.qemu.pid), str(self.vm.virtiofsd.pid), str(HANG_TIMEOUT), str(dns)])
 
     def handle_signals(self) -> None:
         sigs, self.signals = self.signals, []
@@ -260,6 +272,25 @@ class Shim:
                 self.to_agent(protocol.RESIZE, 0, f"{rows} {cols}".encode())
             elif s in FORWARD:
                 self.to_agent(protocol.KILL, 0, f"{s} 0".encode())
+
+    def dns_query(self, payload: bytes) -> None:
+        """A query the agent took on the guest's 127.0.0.11: ask netd's socket in the container's namespace."""
+        if self.net.dns is not None:
+            try:
+                self.net.dns.send(payload)
+            except OSError:
+                pass  # nobody listening (netd restarting): the guest's resolver times out and retries
+
+    def dns_reply(self) -> None:
+        assert self.net.dns is not None
+        while True:
+            try:
+                data = self.net.dns.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # ICMP port unreachable surfaces here as ECONNREFUSED: drop it
+            self.to_agent(protocol.DNS, 0, data)
 
     def read_stdin(self, fd: int) -> None:
         try:
@@ -349,6 +380,9 @@ class Shim:
         return self.next_id
 
     def dispatch(self, t: bytes, ident: int, payload: bytes) -> None:
+        if t == protocol.DNS:
+            self.dns_query(payload)
+            return
         if ident == 0:
             if t == protocol.STDOUT or t == protocol.STDERR:
                 if payload:
@@ -383,6 +417,7 @@ class Shim:
                     os.waitpid(-1, 0)
                 except ChildProcessError:
                     break
+        self.net.close()
         for name in ("fs.sock", "qmp.sock"):
             try:
                 (self.c.vmdir / name).unlink()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanovisor.runtime.vm import accel
+from nanovisor.runtime.vm import net as vmnet
 from nanovisor.runtime.vm.bundle import HostBind, Plan
 from nanovisor.runtime.vm.state import bind_unix, connect_unix
 
@@ -112,23 +113,27 @@ class Channels:
     fs: socket.socket         # connected to virtiofsd
     qmp: socket.socket        # listening; `pause`/`resume` connect to vm/qmp.sock
     console: int              # the guest's serial console, for post-mortems
+    net: vmnet.Wiring         # taps (QEMU's) and the DNS relay socket (ours)
 
     def vm_fds(self) -> list[int]:
-        return [self.agent_vm.fileno(), self.fs.fileno(), self.qmp.fileno(), self.console]
+        return [self.agent_vm.fileno(), self.fs.fileno(), self.qmp.fileno(), self.console, *vmnet.vm_fds(self.net)]
 
     def close_vm_side(self) -> None:
         for s in (self.agent_vm, self.fs, self.qmp):
             s.close()
         os.close(self.console)
+        for n in self.net.nics:  # QEMU holds the taps now: they vanish when it exits
+            os.close(n.tap_fd)
+            n.tap_fd = -1
 
 
-def channels(vmdir: Path, fs: socket.socket) -> Channels:
+def channels(vmdir: Path, fs: socket.socket, net: vmnet.Wiring) -> Channels:
     agent, agent_vm = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     qmp = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     bind_unix(qmp, vmdir / "qmp.sock")
     qmp.listen(4)
     console = os.open(vmdir / "console.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    return Channels(agent, agent_vm, fs, qmp, console)
+    return Channels(agent, agent_vm, fs, qmp, console, net)
 
 
 def qemu_args(p: Plan, ch: Channels, kernel: Path, initrd: Path) -> list[str]:
@@ -155,6 +160,7 @@ def qemu_args(p: Plan, ch: Channels, kernel: Path, initrd: Path) -> list[str]:
         "-chardev", f"socket,id=nv,fd={ch.agent_vm.fileno()}",
         "-device", "virtserialport,chardev=nv,name=nv.0",
         "-chardev", f"socket,id=qmp,fd={ch.qmp.fileno()},server=on,wait=off", "-mon", "chardev=qmp,mode=control",
+        *vmnet.qemu_args(ch.net),
     ]
 
 
@@ -182,8 +188,8 @@ def _enter_and_drop(netns: str | None, groups: list[int]) -> None:
 
 def start_qemu(p: Plan, vmdir: Path, ch: Channels, kernel: Path, initrd: Path,
                netns: str | None) -> subprocess.Popen:
-    # QEMU lives in the container's network namespace, so tap/passt networking sits where the engine put the
-    # container; with no NIC the guest has loopback only.
+    # QEMU lives in the container's network namespace (the taps are there too, see net.py); with no NIC
+    # (--network none) the guest has loopback only.
     args = qemu_args(p, ch, kernel, initrd)
     groups = _kvm_groups() if accel.describe()["accelerator"] == "kvm" else []
     log = open(vmdir / "qemu.log", "wb")

@@ -1,0 +1,287 @@
+/* Guest networking for the agent (included once by agent.c; static functions, one translation unit).
+ *
+ * 1. net_setup: each NIC is the twin of a veth in the container's network namespace on the host (QEMU's tap is
+ *    tc-redirected to that veth, see src/nanovisor/runtime/vm/net.py). The host sends, in the CREATE payload,
+ *      net   = "NAME MAC MTU IP/PREFIX [IP/PREFIX ...]"  (found here by MAC, renamed to NAME)
+ *      route = "DST/PREFIX GATEWAY NAME"
+ *    and we apply them with plain ioctls (no netlink library in a static agent).
+ * 2. The DNS relay: the container's /etc/resolv.conf names 127.0.0.11, netd's address inside the namespace on the
+ *    host, which here is our own loopback. With dns = "127.0.0.11" we answer there (UDP and TCP), rewrite each
+ *    query's ID to a slot number, send it to the host as an NV_DNS frame (the shim asks netd from inside the
+ *    namespace) and hand the answer back to whoever asked, with its own ID restored. */
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <time.h>
+
+static int net_fail(char *err, size_t n, const char *what, const char *name) {
+    snprintf(err, n, "configure network: %s %s: %s", what, name, strerror(errno));
+    return -1;
+}
+
+static int if_ioctl(int s, unsigned long req, struct ifreq *ifr, const char *name) {
+    snprintf(ifr->ifr_name, IFNAMSIZ, "%s", name);
+    return ioctl(s, req, ifr);
+}
+
+static int if_up(int s, const char *name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (if_ioctl(s, SIOCGIFFLAGS, &ifr, name) < 0) return -1;
+    ifr.ifr_flags |= IFF_UP;
+    return if_ioctl(s, SIOCSIFFLAGS, &ifr, name);
+}
+
+static void loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) { if_up(s, "lo"); close(s); }
+}
+
+/* The guest interface whose MAC is mac (QEMU gives the NIC the veth's MAC), into name. */
+static int if_by_mac(const char *mac, char *name) {
+    DIR *d = opendir("/sys/class/net");
+    struct dirent *e;
+    int found = -1;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], addr[32] = "";
+        snprintf(path, sizeof path, "/sys/class/net/%s/address", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t r = read(fd, addr, sizeof addr - 1);
+        close(fd);
+        if (r > 0 && !strncasecmp(addr, mac, strlen(mac))) {
+            snprintf(name, IFNAMSIZ, "%.15s", e->d_name);
+            found = 0;
+            break;
+        }
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+static int set_addr(int s, unsigned long req, const char *name, in_addr_t a) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = a;
+    return if_ioctl(s, req, &ifr, name);
+}
+
+static int net_addr(int s, const char *name, int nth, char *cidr, char *err, size_t n) {
+    char label[IFNAMSIZ + 8];
+    if (nth) snprintf(label, sizeof label, "%.9s:%d", name, nth); /* secondary addresses: aliases */
+    else snprintf(label, sizeof label, "%s", name);
+    char *slash = strchr(cidr, '/');
+    int prefix = slash ? atoi(slash + 1) : 32;
+    if (slash) *slash = 0;
+    struct in_addr ip;
+    if (inet_pton(AF_INET, cidr, &ip) != 1) { errno = EINVAL; return net_fail(err, n, "address", cidr); }
+    in_addr_t mask = prefix ? htonl(~0u << (32 - prefix)) : 0;
+    if (set_addr(s, SIOCSIFADDR, label, ip.s_addr) < 0) return net_fail(err, n, "address", cidr);
+    if (set_addr(s, SIOCSIFNETMASK, label, mask) < 0) return net_fail(err, n, "netmask", cidr);
+    return 0;
+}
+
+static int net_route(int s, char *spec, char *err, size_t n) {
+    char dst[32], gw[32], dev[IFNAMSIZ];
+    if (sscanf(spec, "%31s %31s %15s", dst, gw, dev) != 3) { errno = EINVAL; return net_fail(err, n, "route", spec); }
+    char *slash = strchr(dst, '/');
+    int prefix = slash ? atoi(slash + 1) : 32;
+    if (slash) *slash = 0;
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    struct sockaddr_in *d = (struct sockaddr_in *)&rt.rt_dst, *g = (struct sockaddr_in *)&rt.rt_gateway,
+                       *m = (struct sockaddr_in *)&rt.rt_genmask;
+    d->sin_family = g->sin_family = m->sin_family = AF_INET;
+    if (inet_pton(AF_INET, dst, &d->sin_addr) != 1 || inet_pton(AF_INET, gw, &g->sin_addr) != 1) {
+        errno = EINVAL;
+        return net_fail(err, n, "route", spec);
+    }
+    m->sin_addr.s_addr = prefix ? htonl(~0u << (32 - prefix)) : 0;
+    rt.rt_flags = RTF_UP | RTF_GATEWAY | (prefix == 32 ? RTF_HOST : 0);
+    rt.rt_dev = dev;
+    if (ioctl(s, SIOCADDRT, &rt) < 0 && errno != EEXIST) return net_fail(err, n, "route via", gw);
+    return 0;
+}
+
+static int net_setup(struct kv *kv, char *err, size_t n) {
+    char **nets = kv_all(kv, "net"), **routes = kv_all(kv, "route");
+    int rc = -1, s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    char tmp[8][IFNAMSIZ];
+    if (s < 0) { free(nets); free(routes); return net_fail(err, n, "socket", ""); }
+    /* pass 1: find each NIC by MAC and give it a temporary name, so renames to eth0, eth1... never collide */
+    int i;
+    for (i = 0; nets[i] && i < 8; i++) {
+        char mac[32], cur[IFNAMSIZ];
+        if (sscanf(nets[i], "%*s %31s", mac) != 1 || if_by_mac(mac, cur) < 0) {
+            errno = ENODEV;
+            net_fail(err, n, "no NIC with MAC", nets[i]);
+            goto out;
+        }
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(tmp[i], IFNAMSIZ, "nvnic%d", i);
+        snprintf(ifr.ifr_newname, IFNAMSIZ, "%.15s", tmp[i]);
+        if (if_ioctl(s, SIOCSIFNAME, &ifr, cur) < 0) { net_fail(err, n, "rename", cur); goto out; }
+    }
+    /* pass 2: final name, MTU, addresses, up */
+    for (i = 0; nets[i] && i < 8; i++) {
+        char *save = NULL, *name = strtok_r(nets[i], " ", &save);
+        strtok_r(NULL, " ", &save); /* mac */
+        char *mtu = strtok_r(NULL, " ", &save);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(ifr.ifr_newname, IFNAMSIZ, "%s", name);
+        if (if_ioctl(s, SIOCSIFNAME, &ifr, tmp[i]) < 0) { net_fail(err, n, "rename to", name); goto out; }
+        memset(&ifr, 0, sizeof ifr);
+        ifr.ifr_mtu = mtu ? atoi(mtu) : 1500;
+        if (if_ioctl(s, SIOCSIFMTU, &ifr, name) < 0) { net_fail(err, n, "mtu", name); goto out; }
+        int nth = 0;
+        for (char *a; (a = strtok_r(NULL, " ", &save));)
+            if (net_addr(s, name, nth++, a, err, n) < 0) goto out;
+        if (if_up(s, name) < 0) { net_fail(err, n, "up", name); goto out; }
+    }
+    for (char **r = routes; *r; r++)
+        if (net_route(s, *r, err, n) < 0) goto out;
+    rc = 0;
+out:
+    close(s);
+    free(nets);
+    free(routes);
+    return rc;
+}
+
+/* ---- DNS relay ---- */
+
+#define DNS_SLOTS 256
+#define DNS_CONNS 8
+#define DNS_MAX 4096
+#define DNS_TTL 10 /* seconds a query waits for its answer before its slot is reused */
+
+struct dns_slot { int used; uint16_t id; int conn; struct sockaddr_in from; time_t t; };
+struct dns_conn { int fd; size_t n; unsigned char buf[2 + DNS_MAX]; };
+static struct dns_slot dns_slots[DNS_SLOTS];
+static struct dns_conn dns_conns[DNS_CONNS];
+static int dns_udp = -1, dns_tcp = -1;
+static unsigned dns_next;
+
+static int dns_bind(int type, const char *addr) {
+    int s = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    inet_pton(AF_INET, addr, &a.sin_addr);
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || (type == SOCK_STREAM && listen(s, 16) < 0)) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static int dns_start(struct kv *kv, char *err, size_t n) {
+    const char *addr = kv_get(kv, "dns");
+    if (!addr || dns_udp >= 0) return 0;
+    for (int i = 0; i < DNS_CONNS; i++) dns_conns[i].fd = -1;
+    dns_udp = dns_bind(SOCK_DGRAM, addr);
+    dns_tcp = dns_bind(SOCK_STREAM, addr);
+    if (dns_udp < 0 || dns_tcp < 0) return net_fail(err, n, "DNS relay on", addr);
+    return 0;
+}
+
+/* A query from a guest process: park who asked in a slot, send it on with the slot number as its ID. */
+static void dns_forward(unsigned char *q, size_t len, int conn, struct sockaddr_in *from) {
+    if (len < 12 || len > DNS_MAX) return;
+    time_t t = time(NULL);
+    unsigned k;
+    for (k = 0; k < DNS_SLOTS; k++) {
+        struct dns_slot *s = &dns_slots[(dns_next + k) % DNS_SLOTS];
+        if (!s->used || t - s->t > DNS_TTL) break;
+    }
+    if (k == DNS_SLOTS) return; /* all busy: drop, the resolver retries */
+    unsigned slot = (dns_next + k) % DNS_SLOTS;
+    dns_next = slot + 1;
+    struct dns_slot *s = &dns_slots[slot];
+    s->used = 1;
+    s->t = t;
+    s->conn = conn;
+    memcpy(&s->id, q, 2);
+    if (from) s->from = *from;
+    q[0] = (unsigned char)(slot >> 8);
+    q[1] = (unsigned char)slot;
+    send_frame(NV_DNS, 0, q, (uint32_t)len);
+}
+
+/* netd's answer, from the host. */
+static void dns_answer(unsigned char *a, uint32_t len) {
+    if (len < 12) return;
+    unsigned slot = ((unsigned)a[0] << 8 | a[1]) % DNS_SLOTS;
+    struct dns_slot *s = &dns_slots[slot];
+    if (!s->used) return;
+    s->used = 0;
+    memcpy(a, &s->id, 2);
+    if (s->conn < 0) {
+        sendto(dns_udp, a, len, MSG_DONTWAIT, (struct sockaddr *)&s->from, sizeof s->from);
+    } else if (dns_conns[s->conn].fd >= 0) {
+        unsigned char hdr[2] = {(unsigned char)(len >> 8), (unsigned char)len};
+        struct iovec iov[2] = {{hdr, 2}, {a, len}};
+        writev(dns_conns[s->conn].fd, iov, 2); /* small answers to a fresh socket buffer: never short */
+    }
+}
+
+static void dns_conn_close(int i) {
+    close(dns_conns[i].fd);
+    dns_conns[i].fd = -1;
+    for (int k = 0; k < DNS_SLOTS; k++)
+        if (dns_slots[k].used && dns_slots[k].conn == i) dns_slots[k].used = 0;
+}
+
+static int dns_pollfds(struct pollfd *pf, int *map, int base) {
+    int n = 0;
+    if (dns_udp < 0) return 0;
+    pf[n] = (struct pollfd){dns_udp, POLLIN, 0}; map[n++] = base;
+    pf[n] = (struct pollfd){dns_tcp, POLLIN, 0}; map[n++] = base + 1;
+    for (int i = 0; i < DNS_CONNS; i++)
+        if (dns_conns[i].fd >= 0) { pf[n] = (struct pollfd){dns_conns[i].fd, POLLIN, 0}; map[n++] = base + 2 + i; }
+    return n;
+}
+
+static void dns_ready(int which) {
+    unsigned char buf[DNS_MAX];
+    if (which == 0) {
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t r;
+        while ((r = recvfrom(dns_udp, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl)) > 0) {
+            dns_forward(buf, (size_t)r, -1, &from);
+            fl = sizeof from;
+        }
+    } else if (which == 1) {
+        int fd = accept4(dns_tcp, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) return;
+        for (int i = 0; i < DNS_CONNS; i++)
+            if (dns_conns[i].fd < 0) { dns_conns[i].fd = fd; dns_conns[i].n = 0; return; }
+        close(fd); /* too many at once */
+    } else {
+        int i = which - 2;
+        struct dns_conn *c = &dns_conns[i];
+        ssize_t r = read(c->fd, c->buf + c->n, sizeof c->buf - c->n);
+        if (r <= 0) {
+            if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+            dns_conn_close(i);
+            return;
+        }
+        c->n += (size_t)r;
+        for (;;) { /* RFC 7766: a connection may carry several length-prefixed queries */
+            if (c->n < 2) return;
+            size_t len = (size_t)c->buf[0] << 8 | c->buf[1];
+            if (len > DNS_MAX) { dns_conn_close(i); return; }
+            if (c->n < 2 + len) return;
+            memcpy(buf, c->buf + 2, len);
+            dns_forward(buf, len, i, NULL);
+            memmove(c->buf, c->buf + 2 + len, c->n - 2 - len);
+            c->n -= 2 + len;
+        }
+    }
+}
