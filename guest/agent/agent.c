@@ -389,8 +389,18 @@ static void main_child(int ctl, struct kv *kv, int stdio[3]) {
         if (fd >= 0) { write_all(fd, eq + 1, strlen(eq + 1)); close(fd); }
     }
     if (chdir(ROOT) < 0) child_fail(ctl, "chdir rootfs");
-    if (kv_get(kv, "root.ro"))
+    if (kv_get(kv, "root.ro")) {
+        /* host binds reach us as virtio-fs submounts, automounted on first access with the flags of the mount
+         * above them: visit each while the root is still writable, so --read-only leaves volumes writable */
+        char **subs = kv_all(kv, "submount");
+        for (char **p = subs; *p; p++) {
+            char path[4096];
+            snprintf(path, sizeof path, ".%s", *p);
+            int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+            if (fd >= 0) close(fd);
+        }
         mount(NULL, ".", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+    }
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) child_fail(ctl, "move rootfs");
     if (chroot(".") < 0) child_fail(ctl, "chroot");
     chdir("/");

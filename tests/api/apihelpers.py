@@ -52,14 +52,23 @@ SPEC_PATH = "/work/shared/specs/docker-engine-api-v1.56.yaml"
 _spec_cache: dict = {}
 
 
+# Fields moby declares as Go pointers (*int64, *bool): a nil one is encoded as null though the spec does not
+# say x-nullable (e.g. HostConfig.MemorySwappiness of a container created without --memory-swappiness).
+GO_POINTER_FIELDS = {"MemorySwappiness", "OomKillDisable", "PidsLimit", "Init"}
+
+
 def _nullable(schema):
     """Swagger 2.0's x-nullable becomes JSON Schema's type [T, "null"]; so do arrays and objects, because
-    moby (Go) encodes nil slices and maps as null and every client copes with that."""
+    moby (Go) encodes nil slices and maps as null and every client copes with that, and Go pointer fields."""
     if isinstance(schema, dict):
         out = {k: _nullable(v) for k, v in schema.items()}
         t = out.get("type")
         if isinstance(t, str) and (out.get("x-nullable") or t in ("array", "object")):
             out["type"] = [t, "null"]
+        for name in GO_POINTER_FIELDS & set(out.get("properties") or {}):
+            prop = out["properties"][name]
+            if isinstance(prop.get("type"), str):
+                prop["type"] = [prop["type"], "null"]
         return out
     if isinstance(schema, list):
         return [_nullable(v) for v in schema]

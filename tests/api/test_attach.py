@@ -25,8 +25,8 @@ def test_start_attach(docker, image, name):
         docker("rm", name)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: conmon closes the container's stdin when any attach client "
-                   "disconnects; it needs --leave-stdin-open unless Config.StdinOnce (moby's rule)")
+@pytest.mark.xfail(strict=True, reason="after ctrl-p ctrl-q, `docker attach` gets output (the prompt redraws) "
+                   "but the typed line never echoes; a raw-API detach and re-attach works: not diagnosed yet")
 def test_detach_keys_then_attach_again(docker_env, docker, image, name):
     t = Terminal(docker_env, "run", "-it", "--name", name, image, "sh")
     try:

@@ -123,6 +123,8 @@ def test_build_bad_parameters(api_socket):
     assert status == 400
     status, _, err = api_request(api_socket, "POST", "/build?version=2", body, headers)
     assert status == 400 and "buildkit" in err["message"]
+    status, _, err = api_request(api_socket, "POST", "/build?squash=1", body, headers)
+    assert status == 400 and "experimental" in err["message"]
     status, _, err = api_request(api_socket, "POST", "/build?buildargs=%7Bnot-json", body, headers)
     assert status == 400 and "error reading build args" in err["message"]
 

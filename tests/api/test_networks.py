@@ -127,8 +127,6 @@ def test_connect_and_disconnect_a_running_container(docker, image, app, web, sid
         docker("rm", "-f", name)
 
 
-@pytest.mark.xfail(reason="network manager: connect() does not start the embedded DNS listener for a "
-                          "container that had none (started on the default bridge)")
 def test_default_bridge_container_resolves_names_after_connect(docker, image, app, web, name):
     r = docker("run", "-d", "--name", name, image, "sleep", "600")
     assert r.returncode == 0, r.stderr

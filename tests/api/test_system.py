@@ -145,8 +145,6 @@ def test_resource_responses_match_the_spec(api_socket, client, running, image):
         vol.remove()
 
 
-@pytest.mark.xfail(strict=True, reason="engine defaults: HostConfig.LogConfig.Type '' (moby: json-file), "
-                   "CgroupnsMode '' (moby: private), MemorySwappiness -1 (moby: null)")
 def test_container_inspect_matches_the_spec(api_socket, running):
     errors = _spec_errors(api_socket, "/containers/{id}/json", f"/containers/{running}/json")
     assert not errors, "\n".join(errors)

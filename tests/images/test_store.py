@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import tarfile
 import time
 from pathlib import Path
@@ -175,6 +176,29 @@ def test_save_load_round_trip_across_roots(tmp_path: Path):
     assert (dst.layer_dirs(dst.resolve("app:2"))[0] / "srv/data").read_bytes() == b"d" * 3000
     # and the archive we write from the loaded copy is byte-identical
     assert b"".join(dst.save(["app:1", "app:2", "other"])) == archive
+
+
+def test_load_and_save_of_layers_bigger_than_the_read_chunks(tmp_path: Path):
+    """Layers of several MiB inside the archive (read across chunk boundaries, handed on without copies) load
+    intact and are saved back byte for byte."""
+    rng = random.Random(7)
+    layers = [build_tar([{"name": f"d{j}/f{i}", "data": rng.randbytes(rng.randrange(1, 70_000))}
+                         for j in range(3) for i in range(40)] + [{"name": "big", "data": rng.randbytes(3 << 20)}])
+              for _ in range(2)]
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    files = [*({"name": f"l{i}/layer.tar", "data": t} for i, t in enumerate(layers)),
+             {"name": "c.json", "data": config},
+             {"name": "manifest.json", "data": json.dumps([{"Config": "c.json", "RepoTags": ["big:1"],
+                                                            "Layers": ["l0/layer.tar", "l1/layer.tar"]}]).encode()}]
+    st = make_store(tmp_path / "r")
+    assert st.load(io.BytesIO(build_tar(files))) == ["big:1"]
+    img = st.resolve("big:1")
+    assert img.diff_ids == diff_ids
+    with tarfile.open(fileobj=io.BytesIO(b"".join(st.save(["big:1"])))) as t:
+        for d, layer in zip(diff_ids, layers, strict=True):
+            assert t.extractfile(f"blobs/sha256/{d[7:]}").read() == layer
 
 
 def test_load_gzipped_archive_and_legacy_layout(tmp_path: Path):

@@ -8,8 +8,10 @@ import gzip
 import hashlib
 import io
 import os
+import random
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -87,6 +89,7 @@ HOSTILE = {
     "sparse": lambda o: build_tar([{"name": "f", "data": b"", "pax": {"GNU.sparse.major": "1"}}]),
     "nul_in_name": lambda o: build_tar([{"name": "f", "data": b"", "pax": {"path": "a\0b"}}]),
     "unknown_type": lambda o: _raw_header(b"f", typeflag=b"Q") + b"\0" * 1024,
+    "negative_octal_size": lambda o: _raw_header(b"f", size_field=b"-0000000001\0") + b"\0" * 1024,
 }
 
 
@@ -208,6 +211,63 @@ def test_replay_reproduces_the_exact_tar_even_with_duplicates(tmp_path: Path):
     info = unpack_layer(io.BytesIO(data), tmp_path / "layers")
     assert b"".join(replay(info.path, info.diff_id)) == data
     assert (info.path / "diff/dup").read_bytes() == b"second, longer version"
+
+
+def test_big_layer_round_trip_across_read_chunks(tmp_path: Path):
+    """Hundreds of directories (more than the fd caches hold), headers and contents that straddle the 1 MiB
+    read chunks, files bigger than a chunk: every byte lands where it belongs, directory mtimes are the
+    archive's, and save replays the very same tar."""
+    rng = random.Random(4)
+    entries: list[dict] = []
+    for i in range(300):
+        d = f"d{i % 7}/sub{i:03d}"
+        entries.append({"name": d, "type": tarfile.DIRTYPE, "mtime": 1_500_000_000 + i})
+        entries.append({"name": f"{d}/f", "data": rng.randbytes(rng.randrange(0, 9000))})
+    entries += [{"name": "big/exact", "data": rng.randbytes(1 << 20)},
+                {"name": "big/odd", "data": rng.randbytes((5 << 20) // 2 + 123)},
+                {"name": "big", "type": tarfile.DIRTYPE, "mtime": 1_234_567_890}]
+    data = build_tar(entries)
+    info = unpack_layer(io.BytesIO(data), tmp_path / "layers")
+    diff = info.path / "diff"
+    assert info.diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+    for e in entries:
+        if "data" in e:
+            assert (diff / e["name"]).read_bytes() == e["data"]
+        else:
+            assert int(os.stat(diff / e["name"]).st_mtime) == e["mtime"]
+    assert b"".join(replay(info.path, info.diff_id)) == data
+
+
+def test_wide_trees_unpack_and_replay_within_a_small_fd_limit(tmp_path: Path):
+    """Thousands of sibling directories: the directory fd caches stay bounded (no EMFILE under ulimit -n 128)."""
+    entries = [{"name": f"a/d{i}", "type": tarfile.DIRTYPE} for i in range(1000)]
+    entries += [{"name": f"a/d{i}/f", "data": b"x"} for i in range(0, 1000, 3)]
+    (tmp_path / "layer.tar").write_bytes(build_tar(entries))
+    code = ("import resource, sys; from pathlib import Path; "
+            "from nanovisor.images.unpack import unpack_layer; from nanovisor.images.tarsplit import replay; "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)); t = Path(sys.argv[1]); "
+            "info = unpack_layer(open(t / 'layer.tar', 'rb'), t / 'layers'); "
+            "assert b''.join(replay(info.path, info.diff_id)) == (t / 'layer.tar').read_bytes()")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
+
+
+def test_directory_times_never_follow_a_symlink_that_replaced_the_directory(tmp_path: Path, outside: Path):
+    before = os.stat(outside).st_mtime_ns
+    (tmp_path / "c").mkdir()
+    c_before = os.stat(tmp_path / "c").st_mtime_ns
+    data = build_tar([
+        {"name": "a", "type": tarfile.DIRTYPE, "mtime": 1_000_000_000},
+        {"name": "a/f", "data": b"x"},
+        {"name": "a", "type": tarfile.SYMTYPE, "linkname": str(outside)},
+        {"name": "b", "type": tarfile.DIRTYPE},
+        {"name": "b/c", "type": tarfile.DIRTYPE, "mtime": 1_000_000_000},
+        {"name": "b", "type": tarfile.SYMTYPE, "linkname": str(outside.parent)},
+    ])
+    diff = unpack_layer(io.BytesIO(data), tmp_path / "layers").path / "diff"
+    assert os.readlink(diff / "a") == str(outside) and os.readlink(diff / "b") == str(outside.parent)
+    assert os.stat(outside).st_mtime_ns == before
+    assert os.stat(tmp_path / "c").st_mtime_ns == c_before
+    _assert_untouched(outside)
 
 
 def test_same_layer_twice_is_one_directory(tmp_path: Path):

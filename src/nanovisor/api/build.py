@@ -25,6 +25,8 @@ def build(req: Request) -> Stream:
         raise errors.InvalidParameter("buildkit not supported by daemon")
     if version != "1":
         raise errors.InvalidParameter(f"invalid version {version}")
+    if req.qbool("squash"):
+        raise errors.InvalidParameter("squash is only supported with experimental mode")
     options = {
         "tags": _tags(req.qlist("t")),
         "dockerfile": req.q("dockerfile") or "Dockerfile",

@@ -21,12 +21,25 @@ _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class SplitWriter:
-    """Collects skeleton bytes and file references into a gzip file."""
+    """Collects skeleton bytes and file references into a gzip file; compression runs in a helper thread
+    (zlib releases the GIL), off the unpacking path."""
 
     def __init__(self, path: Path) -> None:
         self._f = gzip.open(path, "wb", compresslevel=1)
         self._buf = bytearray()     # skeleton bytes not yet framed
         self._out = bytearray()     # framed records not yet compressed
+        self._q: queue.Queue = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._compress, name="tar-split", daemon=True)
+        self._thread.start()
+
+    def _compress(self) -> None:
+        while (data := self._q.get()) is not None:
+            if self._error is None:
+                try:
+                    self._f.write(data)
+                except BaseException as e:  # noqa: BLE001 - raised by close()
+                    self._error = e
 
     def meta(self, data: bytes) -> None:
         self._buf += data
@@ -36,8 +49,8 @@ class SplitWriter:
         raw = name.encode("utf-8", "surrogateescape")
         self._out += _FILE + struct.pack(">I", len(raw)) + raw + struct.pack(">Q", size)
         if len(self._out) > (1 << 18):
-            self._f.write(self._out)
-            self._out.clear()
+            self._q.put(self._out)
+            self._out = bytearray()
 
     def _flush(self) -> None:
         if self._buf:
@@ -45,13 +58,18 @@ class SplitWriter:
             self._buf.clear()
 
     def close(self) -> None:
-        self._flush()
-        self._f.write(self._out)
+        if self._thread.is_alive():
+            self._flush()
+            self._q.put(self._out)
+            self._q.put(None)
+            self._thread.join()
         self._f.close()
+        if self._error is not None:
+            raise self._error
 
 
 _OUT = 1 << 20              # replay hands out pieces of about this size
-_MAX_CACHED_DIRS = 256
+_MAX_CACHED_DIRS = 64   # open directory fds kept (tars list siblings together: a few suffice)
 
 
 class _Records:

@@ -42,7 +42,7 @@ WH_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _DEV_TYPES = {CHR: stat.S_IFCHR, BLK: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 _SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
-_MAX_CACHED_DIRS = 256
+_MAX_CACHED_DIRS = 64   # open directory fds kept (tars list siblings together: a few suffice)
 
 
 @dataclass
@@ -178,7 +178,7 @@ class _Writer:
             except BaseException:
                 os.close(fd)
                 raise
-            if path in self.dirs:
+            if path in self.dirs or len(self.dirs) >= _MAX_CACHED_DIRS:
                 os.close(fd)
             else:
                 self.dirs[path] = fd  # its children come next
@@ -301,7 +301,9 @@ class _Writer:
                 for i in range(depth, len(parts)):
                     try:
                         fd = os.open(parts[i], fstree.O_DIR, dir_fd=fd)
-                    except OSError:
+                    except OSError as e:
+                        if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                            raise
                         fd = -1  # replaced by a non-directory later in the archive
                         break
                     chain.append((parts[:i + 1], fd))

@@ -116,8 +116,12 @@ class NetworkManager(Networks):
         sandbox = self.store.sandbox(container_id)
         if sandbox is None or not self.store.endpoints(container_id=container_id):
             raise Conflict(f"container {container_id} is not running on a bridge network")
+        had_dns = self._embedded(container_id)
         self._add_endpoint(container_id, net.id, endpoint_config or {}, sandbox)
-        self.sync_rules()
+        if not had_dns:  # first user network: its resolv.conf now names 127.0.0.11, so answer there
+            self._hold_dns(container_id, sandbox)
+        if self.store.ports(container_id):
+            self.sync_rules()
         return self.files_and_settings(container_id)
 
     def disconnect(self, network: str, container_id: str, force: bool = False) -> dict:

@@ -109,6 +109,7 @@ def plan(bundle: Path) -> Plan:
         opts = m.get("options") or []
         if is_host_bind(m):
             p.binds.append(HostBind(m.get("source", ""), dest, "ro" in opts, "rbind" in opts))
+            kvs.append(("submount", dest))  # the agent mounts it before a read-only root can taint it
             continue
         fstype = m.get("type") or "tmpfs"
         if is_bind(m):  # /dev/shm bind: a private tmpfs in the guest
