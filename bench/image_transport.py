@@ -25,7 +25,7 @@ for all, nothing deleted before the end, medians over --runs:
   save         `nanovisor --root R save -o OUT IMAGE` + sync
 MB/s are of layer tar bytes; ratio = baseline time / our time (1.0 = as fast as tar).
 
-Usage: python3 bench/image_transport.py [--runs 5] [--workdir DIR] [--prepare]   (as root)
+Usage: python3 bench/image_transport.py [--runs 5] [--workdir DIR] [--raw] [--prepare]   (as root)
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def scratch_ext4(runs: int) -> Iterator[Path]:
         mnt.rmdir()
 
 
-def measure(work: Path, runs: int, layer: Path, archive: Path, mb: float) -> None:
+def measure(work: Path, runs: int, layer: Path, archive: Path, mb: float, raw: bool) -> None:
     res: dict[str, list[tuple[float, float]]] = {k: [] for k in ("tar -x", "load", "load-inproc", "tar -c", "save")}
     for i in range(runs):
         (work / f"x{i}").mkdir()
@@ -257,7 +257,7 @@ def measure(work: Path, runs: int, layer: Path, archive: Path, mb: float) -> Non
     print(line("load in-process (serve)", res["load-inproc"], mb, res["tar -x"]))
     print(line("tar -c rootfs", res["tar -c"], mb, None))
     print(line("nanovisor save", res["save"], mb, res["tar -c"]))
-    if os.environ.get("NV_BENCH_RAW"):
+    if raw:
         for k, v in res.items():
             print(k, " ".join(f"{c:.2f}/{t:.2f}" for c, t in v))
     ratio = statistics.median(t for _, t in res["tar -x"]) / statistics.median(t for _, t in res["load"])
@@ -271,6 +271,7 @@ def main() -> int:
     ap.add_argument("--workdir", help="measure on this directory's filesystem instead of a fresh ext4 "
                                       "(e.g. /var/lib, where the engine root lives, or /dev/shm)")
     ap.add_argument("--prepare", action="store_true", help="only build the cached rootfs and archive")
+    ap.add_argument("--raw", action="store_true", help="also print every sample (command/with sync)")
     opts = ap.parse_args()
     rfs = rootfs()
     layer = layer_tar(rfs)
@@ -292,7 +293,7 @@ def main() -> int:
         where = f"{work} ({fs})" if opts.workdir else f"a fresh ext4 on a loop device ({work})"
         print(f"image: debootstrap --variant=minbase {SUITE}, layer tar {mb:.1f} MB, {entries} entries; "
               f"roots on {where}; {opts.runs} runs")
-        measure(work, opts.runs, layer, archive, mb)
+        measure(work, opts.runs, layer, archive, mb, opts.raw)
     return 0
 
 

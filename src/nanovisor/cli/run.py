@@ -60,7 +60,7 @@ def _run_attached(engine, cid: str, args) -> int:
 
     session = engine.container_attach(cid, stdin=args.interactive, stdout=True, stderr=True)
     try:
-        engine.container_start(cid)
+        engine.container_start(cid, attached=True)
     except NanovisorError as e:
         session.close()
         code = start_exit_code(str(e))

@@ -154,8 +154,8 @@ class Engine:
             out["SizeRw"] = _du(self.paths.container_dir(c.id) / "upper")
         return out
 
-    def container_start(self, ref: str) -> None:
-        c = self.lifecycle.start(ref)
+    def container_start(self, ref: str, attached: bool = False) -> None:
+        c = self.lifecycle.start(ref, attached)
         if self.persistent:
             self.watch(c)
 

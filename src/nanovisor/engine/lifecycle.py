@@ -110,7 +110,9 @@ class Lifecycle:
         return [sys.executable, "-m", "nanovisor", "--root", str(self.paths.root), "container", "cleanup", c.id]
 
     # start ------------------------------------------------------------------------------------------
-    def start(self, ref: str | Container) -> Container:
+    def start(self, ref: str | Container, attached: bool = False) -> Container:
+        """attached: the caller stays and reaps this run itself (foreground `run`), so conmon need not call
+        back on exit unless a restart policy may need carrying out later."""
         c = ref if isinstance(ref, Container) else self.containers.get(ref)
         with self.locks.hold(c.id):
             c = self.containers.reload(c) or c
@@ -120,7 +122,7 @@ class Lifecycle:
             if c.state.get("Status") == "removing":
                 raise Conflict("container is marked for removal and cannot be started")
             try:
-                self._start_locked(c)
+                self._start_locked(c, attached)
             except NanovisorError as e:
                 c.state.update(Error=str(e), ExitCode=start_exit_code(str(e)))
                 if c.state["Status"] == "restarting":
@@ -130,7 +132,7 @@ class Lifecycle:
                 raise
         return c
 
-    def _start_locked(self, c: Container) -> None:
+    def _start_locked(self, c: Container, attached: bool = False) -> None:
         from nanovisor.runtime.spec import SpecInput, build_spec
 
         runtime = self.runtimes.get(c.runtime)
@@ -164,8 +166,8 @@ class Lifecycle:
                              log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
                              stdin_once=bool(c.config.get("StdinOnce")),
                              tty=bool(c.config.get("Tty")),
-                             exit_command=None if self.persistent or (policy == "no" and not hc.get("AutoRemove"))
-                             else self.exit_command(c))
+                             exit_command=None if self.persistent or policy == "no" and (attached or not hc.get(
+                                 "AutoRemove")) else self.exit_command(c))
         created = runtime.create(c.id, bundle, opts)
         try:
             self._run_created_hooks(c)
