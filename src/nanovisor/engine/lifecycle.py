@@ -210,6 +210,9 @@ class Lifecycle:
             other = self.containers.get(mode.split(":", 1)[1])
             if not other.running:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
+            if not self.runtimes.get(other.runtime).network_shareable:
+                raise InvalidParameter(f"cannot join the network of container {other.name}: its network stack "
+                                       f"is inside its own VM ({other.runtime})")
             shared = self.network.lookup_netns(other.id) if self.network is not None else None
             return shared or f"/proc/{other.state['Pid']}/ns/net", self._etc_files_of(other, hostname)
         if self.network is not None and mode != "host":

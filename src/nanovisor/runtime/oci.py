@@ -55,6 +55,12 @@ class OCIRuntime:
         self.state_root = state_root
         self.kind = kind
 
+    @property
+    def network_shareable(self) -> bool:
+        """Whether another container can join this one's network namespace and see its traffic: not when
+        the container's network stack is a guest kernel's (the netns only carries frames to the VM)."""
+        return self.kind == "process"
+
     def available(self) -> bool:
         return bool(self.binary) and os.access(self.binary, os.X_OK)
 

@@ -109,10 +109,16 @@ def test_vm_container_resolves_and_fetches_by_name(nv, net):
     assert r.stdout.endswith("from-process\n")
 
 
-def test_network_none_is_loopback_only_and_host_is_refused(nv):
+def test_network_none_is_loopback_only_and_sharing_a_stack_is_refused(nv, net):
+    _, made = net
     r = nv("run", "--rm", "--network", "none", "--isolation=vm", IMAGE, "sh", "-c",
            "ls /sys/class/net; ip -4 -o addr show lo", timeout=180)
     assert r.stdout.split()[:5] == ["lo", "1:", "lo", "inet", "127.0.0.1/8"], r.stderr
+    # a microVM has its own kernel: it cannot share the host's stack, nor another container's
     r = nv("run", "--rm", "--network", "host", "--isolation=vm", IMAGE, "true", timeout=180)
     assert r.returncode != 0
     assert "cannot use the host's network stack" in r.stderr
+    detached(nv, made, "none", "holder", "process", IMAGE, "sleep", "600")
+    r = nv("run", "--rm", "--network", "container:holder", "--isolation=vm", IMAGE, "true", timeout=180)
+    assert r.returncode != 0
+    assert "cannot join another container's network namespace" in r.stderr

@@ -13,7 +13,15 @@ They are not persistent: the kernel deletes each tap, with its qdisc and filter,
 Name resolution: the guest's /etc/resolv.conf (the engine's file) says 127.0.0.11, which inside the guest is the
 guest's own loopback. The agent answers there and relays each query over virtio-serial to the shim, which sends
 it from a UDP socket inside the namespace to netd's 127.0.0.11:53 — the very socket a process container would
-reach, so netd still knows the asking container by its socket and nothing in network/ changes.
+reach, so netd still knows the asking container by its socket and nothing in network/ changes. Measured: the
+host side of that hop (shim -> netd -> shim) takes 0.5-2 ms. The lookup itself is fast; starting `nslookup` in the
+guest under TCG takes the tens of ms.
+
+Why tc redirect and not macvtap (measured here under TCG, 32 MiB over -p: tc 356-396 MB/s, macvtap passthru
+432-489 MB/s; wrk and guest-side downloads the same within noise): a macvtap's char device is /dev/tap<ifindex> in
+the one global devtmpfs, while ifindexes are per namespace. Every container namespace numbers its links alike, so
+the second VM container would open the first one's /dev/tap3. Avoiding that would mean a mknod from the
+namespace's sysfs. A plain tap has no device node, needs nothing from udev, and disappears with QEMU.
 """
 
 from __future__ import annotations
