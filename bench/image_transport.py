@@ -9,15 +9,16 @@ any `unshare --net`, e.g. `python3 bench/image_transport.py --prepare`) and cach
 official debian images (POSIX format, sorted, numeric owners, xattrs, mtimes clamped to the snapshot date)
 and wrapped by hand into a classic docker-save archive (manifest.json, config, <id>/layer.tar, repositories).
 
-Where: by default a fresh ext4 (mkfs defaults, with its journal) on a sparse loop image made for the run,
-holding every root; --workdir DIR measures on DIR's filesystem instead (the engine root's own disk, tmpfs).
+Where: by default a fresh ext4 (mkfs defaults, with its journal) on a sparse loop image made for each run,
+holding that run's roots; --workdir DIR measures on DIR's filesystem instead (the engine root's own disk,
+tmpfs), deleting each run's trees after it.
 Why not the host disk by default: this VM's root is ext4 *without* a journal, where creating an inode scans
 for recently deleted ones (`recently_deleted`: a minute, five if dirty) — after any big delete (ours,
 other tests') file creation gets 5-10x slower, for tar and us alike but unevenly, and the figures measure
 that history rather than the extractors.
 
 Per run (tar -x and the two loads in alternating order), each into a fresh directory there, page cache warm
-for all, nothing deleted before the end, medians over --runs:
+for all, medians over --runs:
   tar -x       `tar -xf layer.tar -C DIR` + sync                        (baseline for load)
   load         `nanovisor --root R load -i archive.tar` + sync, R fresh  (CLI start-up included)
   in-process   Engine(R).image_load(archive) + sync, R fresh             (what `nanovisor serve` pays)
@@ -213,7 +214,7 @@ def line(what: str, samples: list[tuple[float, float]], mb: float,
 
 
 @contextmanager
-def scratch_ext4(runs: int) -> Iterator[Path]:
+def scratch_ext4() -> Iterator[Path]:
     """A fresh ext4 (mkfs defaults, journal included) on a sparse loop image: the same, clean filesystem
     for every contender and every run, whatever the host's disk has been through."""
     fd, img_name = tempfile.mkstemp(prefix="nv-bench-fs-", suffix=".img", dir="/var/tmp")
@@ -221,7 +222,7 @@ def scratch_ext4(runs: int) -> Iterator[Path]:
     img = Path(img_name)
     mnt = Path(tempfile.mkdtemp(prefix="nv-bench-mnt-"))
     try:
-        os.truncate(img, (runs * 1200 + 1024) << 20)
+        os.truncate(img, 4 << 30)
         subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], check=True)
         subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], check=True)  # autoclear: umount frees it
         try:
@@ -234,23 +235,23 @@ def scratch_ext4(runs: int) -> Iterator[Path]:
         mnt.rmdir()
 
 
-def measure(work: Path, runs: int, layer: Path, archive: Path, mb: float, raw: bool) -> None:
-    res: dict[str, list[tuple[float, float]]] = {k: [] for k in ("tar -x", "load", "load-inproc", "tar -c", "save")}
-    for i in range(runs):
-        (work / f"x{i}").mkdir()
-        contenders = {
-            "tar -x": command(["tar", "-xf", str(layer), "-C", str(work / f"x{i}")]),
-            "load": command(nv(work / f"r{i}", "load", "-q", "-i", str(archive))),
-            "load-inproc": load_in_process(work / f"p{i}", archive),
-        }
-        order = list(contenders) if i % 2 == 0 else list(reversed(contenders))  # nobody always goes first
-        for key in order:
-            res[key].append(timed(contenders[key]))
-        res["tar -c"].append(timed(command(["tar", "-cf", str(work / f"c{i}.tar"), "-C", str(work / f"x{i}"),
-                                            "."])))
-        res["save"].append(timed(command(nv(work / f"r{i}", "save", "-o", str(work / f"s{i}.tar"), IMAGE))))
-        if i == 0:
-            check_saved(work / "s0.tar", layer)
+def one_run(i: int, work: Path, layer: Path, archive: Path, res: dict[str, list[tuple[float, float]]]) -> None:
+    (work / "x").mkdir()
+    contenders = {
+        "tar -x": command(["tar", "-xf", str(layer), "-C", str(work / "x")]),
+        "load": command(nv(work / "r", "load", "-q", "-i", str(archive))),
+        "load-inproc": load_in_process(work / "p", archive),
+    }
+    order = list(contenders) if i % 2 == 0 else list(reversed(contenders))  # nobody always goes first
+    for key in order:
+        res[key].append(timed(contenders[key]))
+    res["tar -c"].append(timed(command(["tar", "-cf", str(work / "c.tar"), "-C", str(work / "x"), "."])))
+    res["save"].append(timed(command(nv(work / "r", "save", "-o", str(work / "s.tar"), IMAGE))))
+    if i == 0:
+        check_saved(work / "s.tar", layer)
+
+
+def report(res: dict[str, list[tuple[float, float]]], mb: float, raw: bool) -> None:
     print("medians, with sync unless said otherwise:")
     print(line("tar -x layer.tar", res["tar -x"], mb, None))
     print(line("nanovisor load", res["load"], mb, res["tar -x"]))
@@ -259,7 +260,7 @@ def measure(work: Path, runs: int, layer: Path, archive: Path, mb: float, raw: b
     print(line("nanovisor save", res["save"], mb, res["tar -c"]))
     if raw:
         for k, v in res.items():
-            print(k, " ".join(f"{c:.2f}/{t:.2f}" for c, t in v))
+            print(f"  {k:<12}", " ".join(f"{c:.2f}/{t:.2f}" for c, t in v))
     ratio = statistics.median(t for _, t in res["tar -x"]) / statistics.median(t for _, t in res["load"])
     print(f"target `nanovisor load` >= 0.8x tar -x (with sync): {'met' if ratio >= 0.8 else 'NOT met'} "
           f"({ratio:.2f}x)")
@@ -285,15 +286,17 @@ def main() -> int:
         with open(f, "rb") as fh:
             while fh.read(1 << 24):
                 pass
-    with ExitStack() as stack:
-        base = Path(opts.workdir) if opts.workdir else stack.enter_context(scratch_ext4(opts.runs))
-        work = Path(tempfile.mkdtemp(prefix="nv-bench-archive-", dir=base))
-        stack.callback(shutil.rmtree, work, ignore_errors=True)
-        fs = subprocess.run(["stat", "-f", "-c", "%T", str(work)], capture_output=True, text=True).stdout.strip()
-        where = f"{work} ({fs})" if opts.workdir else f"a fresh ext4 on a loop device ({work})"
-        print(f"image: debootstrap --variant=minbase {SUITE}, layer tar {mb:.1f} MB, {entries} entries; "
-              f"roots on {where}; {opts.runs} runs")
-        measure(work, opts.runs, layer, archive, mb, opts.raw)
+    res: dict[str, list[tuple[float, float]]] = {k: [] for k in ("tar -x", "load", "load-inproc", "tar -c", "save")}
+    where = opts.workdir or "a fresh ext4 on a loop device per run"
+    print(f"image: debootstrap --variant=minbase {SUITE}, layer tar {mb:.1f} MB, {entries} entries; "
+          f"roots on {where}; {opts.runs} runs")
+    for i in range(opts.runs):
+        with ExitStack() as stack:
+            base = Path(opts.workdir) if opts.workdir else stack.enter_context(scratch_ext4())
+            work = Path(tempfile.mkdtemp(prefix="nv-bench-archive-", dir=base))
+            stack.callback(shutil.rmtree, work, ignore_errors=True)
+            one_run(i, work, layer, archive, res)
+    report(res, mb, opts.raw)
     return 0
 
 

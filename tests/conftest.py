@@ -4,13 +4,28 @@ embedded `nanovisor` CLI run as a user would run it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from nvtest import IMAGE, cleanup_root, run_cli  # noqa: F401  (re-exported for old imports)
+from nvtest import IMAGE, cleanup_root, mounts_under, run_cli  # noqa: F401  (re-exported for old imports)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_runtime_state_left_behind():
+    """Every engine root a test makes gets a /run/nanovisor/r-<hash> dir (netns mounts, locks, exits):
+    whatever the session added there is unmounted and removed at its end, whichever test made it."""
+    from nanovisor.paths import DEFAULT_RUN
+
+    before = set(DEFAULT_RUN.glob("r-*")) if DEFAULT_RUN.exists() else set()
+    yield
+    for run_dir in sorted(set(DEFAULT_RUN.glob("r-*")) - before):
+        for m in reversed(mounts_under(run_dir)):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -347,7 +347,7 @@ class Lifecycle:
     def _teardown(self, c: Container) -> None:
         if self.network is not None:
             try:
-                self.network.detach(c.id)
+                self.network.detach(c.id, netns_going=True)
                 self.network.delete_netns(c.id)
             except NanovisorError:
                 pass
@@ -480,10 +480,12 @@ class Lifecycle:
             c.state["Status"] = "removing"
             self.containers.save_state(c)
             self._teardown(c)
-            try:
-                self.runtimes.get(c.runtime).delete(c.id, force=True)
-            except NanovisorError:
-                pass
+            runtime = self.runtimes.get(c.runtime)
+            if (runtime.state_root / c.id).exists():  # reaping deleted it already, unless it failed midway
+                try:
+                    runtime.delete(c.id, force=True)
+                except NanovisorError:
+                    pass
             self.snapshot(c).remove()
             self.containers.delete(c)
         self.locks.forget(c.id)
