@@ -62,9 +62,10 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
     _fill_defaults(hc)
     validate_host_config(hc)
     if hc.get("_UserNetwork"):
-        if network is None:
+        manager = network() if callable(network) else network
+        if manager is None:
             raise InvalidParameter(f"network {hc['_UserNetwork']} not found")
-        network.inspect(hc["_UserNetwork"])  # raises NotFound with moby's text
+        manager.inspect(hc["_UserNetwork"])  # raises NotFound with moby's text
     hc.pop("_UserNetwork", None)
     runtime = runtimes.choose(hc.get("Isolation"), hc.get("Runtime"))
     hc["Runtime"] = runtime

@@ -7,6 +7,7 @@ Usable in-process (embedded CLI) and behind `serve`; both may run on one root at
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,9 +64,8 @@ class Engine:
         self.containers = ContainerStore(self.db)
         self.event_log = EventLog(self.db)
         self.runtimes = RuntimeRegistry(self.paths.runtime_state)
-        self.network = self._network()
         self.lifecycle = Lifecycle(self.paths, self.containers, self.images, self.runtimes, self.event_log,
-                                   network=self.network, persistent=persistent)
+                                   network=lambda: self.network, persistent=persistent)
         self.lifecycle.remove_volume = self.volume_remove
         self.persistent = persistent
         self._execs: dict = {}
@@ -96,7 +96,9 @@ class Engine:
                 except Exception as e:
                     print(f"nanovisor: restart {fresh.id[:12]}: {e}")
 
-    def _network(self):
+    @functools.cached_property
+    def network(self):
+        """The network manager, made on first use: commands that touch no network skip its imports."""
         try:
             from nanovisor.network.manager import NetworkManager
         except ImportError:
@@ -109,12 +111,12 @@ class Engine:
 
     def container_create(self, body: dict, name: str | None = None) -> dict:
         c = create_container(body, name, images=self.images, containers=self.containers, volumes=self.volumes,
-                             runtimes=self.runtimes, network=self.network)
+                             runtimes=self.runtimes, network=lambda: self.network)
         self.paths.container_dir(c.id).mkdir(parents=True, exist_ok=True)
         self.lifecycle.snapshot(c).prepare()
         self.lifecycle.event(c, "create")
         warnings = []
-        if c.host_config.get("NetworkMode") == "bridge" and self.network is None:
+        if c.host_config.get("NetworkMode") == "bridge" and not _networking_available():
             warnings.append("bridge networking is not available yet: the container gets loopback only")
         return {"Id": c.id, "Warnings": warnings}
 
@@ -647,3 +649,9 @@ def _du(path: Path) -> int:
     except OSError:
         pass
     return total
+
+
+def _networking_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyroute2") is not None

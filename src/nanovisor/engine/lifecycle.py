@@ -59,7 +59,7 @@ class Lifecycle:
         self.images = images
         self.runtimes = runtimes
         self.events = events
-        self.network = network
+        self._network = network  # the manager, or a function that makes it on first use
         self.locks = ContainerLocks(paths.run / "locks")
         # persistent: this process outlives a container's exit (serve, conmon's exit command) and may carry
         # out restart policies; the embedded CLI leaves those to conmon's exit command.
@@ -67,6 +67,12 @@ class Lifecycle:
         self._created_hooks: dict[str, list[Callable[[Container], None]]] = {}
         self.remove_volume: Callable[[str], None] | None = None  # set by the engine (anonymous volumes on rm)
         self._hooks_guard = threading.Lock()
+
+    @property
+    def network(self):
+        if callable(self._network):
+            self._network = self._network()
+        return self._network
 
     # helpers ----------------------------------------------------------------------------------------
     def snapshot(self, c: Container) -> OverlaySnapshot:

@@ -49,11 +49,18 @@ def start_exit_code(message: str) -> int:
 class OCIRuntime:
     """One OCI runtime binary; state under state_root (its --root)."""
 
-    def __init__(self, name: str, binary: str | None, state_root: Path, kind: str = "process") -> None:
+    def __init__(self, name: str, binary, state_root: Path, kind: str = "process") -> None:
+        """binary: its path, or a function that finds it (looked up on first use)."""
         self.name = name
-        self.binary = binary
+        self._binary = binary
         self.state_root = state_root
         self.kind = kind
+
+    @property
+    def binary(self) -> str | None:
+        if callable(self._binary):
+            self._binary = self._binary()
+        return self._binary
 
     @property
     def network_shareable(self) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def _find(binary: str) -> str | None:
 
 class RuntimeRegistry:
     def __init__(self, state_dir: Path) -> None:
-        self.runtimes = {name: OCIRuntime(name, _find(binary), state_dir / name, kind)
+        self.runtimes = {name: OCIRuntime(name, functools.partial(_find, binary), state_dir / name, kind)
                          for name, (binary, kind) in _BINARIES.items()}
 
     def get(self, name: str) -> OCIRuntime:
