@@ -92,6 +92,19 @@ def main() -> None:
         (bundle / "config.json").write_text(json.dumps(spec))
         runc_root = work / "runc"
         runc = timed(["runc", "--root", str(runc_root), "run", "-b", str(bundle), "bench"], opts.runs)
+        # the same, with the OCI config nanovisor generates (Docker's seccomp profile, caps, masks, cgroup)
+        secured = work / "bundle-secured"
+        secured.mkdir()
+        (secured / "rootfs").symlink_to(bundle / "rootfs")
+        from nanovisor.runtime.spec import SpecInput, build_spec, merge_config
+
+        image_cfg = json.loads(nv(root, "image", "inspect", "nano/busybox").stdout)[0]["Config"]
+        cfg = merge_config(image_cfg, {"Image": "nano/busybox", "Cmd": ["true"], "Hostname": "bench"})
+        spec = build_spec(SpecInput(container_id="bench2", config=cfg, host_config={"NetworkMode": "none"},
+                                    rootfs=str(bundle / "rootfs"), mounts=[], netns_path=None,
+                                    cgroups_path="/nanovisor-bench/bench2"))
+        (secured / "config.json").write_text(json.dumps(spec))
+        runc_secured = timed(["runc", "--root", str(runc_root), "run", "-b", str(secured), "bench2"], opts.runs)
 
         embedded = timed([PY, "-m", "nanovisor", "--root", str(root), "run", "--rm", "nano/busybox", "true"],
                          opts.runs)
@@ -108,6 +121,7 @@ def main() -> None:
         base = statistics.median(runc)
         print(f"# nanovisor engine core benchmark ({opts.runs} runs each)")
         print(summary("runc run (baseline)", runc))
+        print(summary("runc run, nanovisor's OCI config", runc_secured, base))
         print(summary("nanovisor run --rm (embedded)", embedded, base))
         print(summary("docker run --rm → nanovisor serve", docker, base))
 
@@ -141,7 +155,11 @@ def main() -> None:
             serve.wait(10)
         subprocess.run([PY, "-m", "nanovisor", "--root", str(root), "container", "prune", "-f"],
                        capture_output=True)
-        subprocess.run(["runc", "--root", str(work / "runc"), "delete", "-f", "bench"], capture_output=True)
+        for name in ("bench", "bench2"):
+            subprocess.run(["runc", "--root", str(work / "runc"), "delete", "-f", name], capture_output=True)
+        subprocess.run(["rmdir", *[f"/sys/fs/cgroup/{c}/nanovisor-bench/bench2" for c in os.listdir("/sys/fs/cgroup")],
+                        *[f"/sys/fs/cgroup/{c}/nanovisor-bench" for c in os.listdir("/sys/fs/cgroup")]],
+                       capture_output=True)
         for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
             if str(work) in line.split()[4]:
                 subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
