@@ -16,7 +16,7 @@ guest:
 
 demo: install guest
 	$(NV) nano build busybox
-	$(NV) run --rm nano/busybox echo "Hello from nanovisor: process isolation (runc) on $$(uname -r)"
+	$(NV) run --rm nano/busybox sh -c 'echo "Hello from nanovisor: process isolation (runc), host kernel $$(uname -r)"'
 	$(NV) run --rm --isolation=vm nano/busybox sh -c 'echo "Hello from nanovisor: VM isolation, guest kernel $$(uname -r)"'
 
 test: install-test guest
