@@ -170,7 +170,9 @@ class Lifecycle:
         policy = (hc.get("RestartPolicy") or {}).get("Name") or "no"
         opts = CreateOptions(log_path=cdir / "ctr.log", exit_dir=self.paths.exits,
                              log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
-                             stdin_once=bool(c.config.get("StdinOnce")),
+                             # with a TTY, end of input travels in-band (^D): a detached client must be
+                             # able to attach again and type, as in Docker
+                             stdin_once=bool(c.config.get("StdinOnce")) and not c.config.get("Tty"),
                              tty=bool(c.config.get("Tty")),
                              exit_command=None if self.persistent or policy == "no" and (attached or not hc.get(
                                  "AutoRemove")) else self.exit_command(c))
