@@ -9,9 +9,9 @@ losing an exit code: conmon has already written it to a file.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal as signals
+import subprocess
 import sys
 import threading
 import time
@@ -195,13 +195,16 @@ class Lifecycle:
 
     def _copy_up_volumes(self, c: Container, rootfs: Path) -> None:
         """A new volume starts with the image's content at its mount point, as in Docker."""
+        from nanovisor.runtime.users import scoped_path
+
         points = c.spec.get("MountPoints") or []
         changed = False
         for p in points:
             if p.get("_CopyUp"):
-                src = rootfs / p["Destination"].lstrip("/")
+                # resolved inside the rootfs: an image's absolute symlink must not lead to the host's files
+                src = Path(scoped_path(str(rootfs), p["Destination"]))
                 if src.is_dir() and not src.is_symlink() and not any(Path(p["Source"]).iterdir()):
-                    os.system(f"cp -a '{src}/.' '{p['Source']}/' 2>/dev/null")  # noqa: S605 - paths are ours
+                    subprocess.run(["cp", "-a", "--", f"{src}/.", f"{p['Source']}/"], capture_output=True)
                 p["_CopyUp"] = False
                 changed = True
         if changed:

@@ -5,7 +5,6 @@ Both implement engine.StreamSession, so the API's hijack code and the CLI's term
 
 from __future__ import annotations
 
-import array
 import errno
 import os
 import selectors
@@ -102,20 +101,6 @@ def resize_conmon(bundle: Path, height: int, width: int) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def recv_console_fd(listener: socket.socket, timeout: float = 60.0) -> int:
-    """Receives the pty master a runtime sends to --console-socket (SCM_RIGHTS)."""
-    listener.settimeout(timeout)
-    conn, _ = listener.accept()
-    with conn:
-        fds = array.array("i")
-        _, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
-        for level, kind, data in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-                return fds[0]
-    raise OSError("runtime sent no console")
 
 
 class ExecSession:

@@ -27,6 +27,12 @@ from nanovisor.runtime.vm.bundle import Plan
 from nanovisor.runtime.vm.protocol import Decoder, frame
 from nanovisor.runtime.vm.state import Container, bind_unix
 
+def _T(what: str) -> None:
+    if os.environ.get("NVT"):
+        with open(os.environ["NVT"], "a") as f:
+            f.write(f"{time.time():.4f} {os.getpid()} {what}\n")
+
+
 BOOT_TIMEOUT = float(os.environ.get("NANOVISOR_VM_BOOT_TIMEOUT", "120"))
 KILL_GRACE = 10.0  # after SIGKILL, a guest that still did not report the exit is considered hung
 # the agent speaks at least every 5 s (heartbeat); this much silence from a running VM means the guest hung
@@ -94,6 +100,7 @@ class Shim:
 
     # ---------- boot ----------
     def boot(self) -> None:
+        _T("boot")
         arts = guest.artifacts()
         if not arts:
             raise OSError("nano guest is not built: run `python -m nanovisor.runtime.vm.guest build`")
@@ -101,10 +108,13 @@ class Shim:
         vmdir.mkdir(mode=0o700)
         if self.plan_netns:
             self.net = vmnet.wire(self.plan_netns)
+        _T("net")
         fsd, fs_client = vmm.start_virtiofsd(self.plan, vmdir)
+        _T("virtiofsd")
         try:
             ch = vmm.channels(vmdir, fs_client, self.net)
             qemu = vmm.start_qemu(self.plan, vmdir, ch, arts[0], arts[1], self.plan_netns)
+            _T("qemu")
         except Exception:
             os.killpg(fsd.pid, signal.SIGKILL)
             fsd.wait()
@@ -117,8 +127,10 @@ class Shim:
         self.sel.register(ch.agent, selectors.EVENT_READ, self.agent)
         ready = self.wait_for(protocol.READY, 0, deadline)
         self.guest_release = ready.decode()
+        _T("ready")
         self.to_agent(protocol.CREATE, 0, protocol.kv(self.create_kv()))
         err = self.wait_for(protocol.CREATED, 0, deadline)
+        _T("created")
         if err:
             raise OSError(err.decode(errors="replace"))
 
