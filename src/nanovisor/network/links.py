@@ -26,8 +26,13 @@ ESRCH = 3
 
 
 def _index(ipr, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """One RTM_GETLINK by name (link_lookup would dump every link of the namespace)."""
+    try:
+        return ipr.link("get", ifname=name)[0]["index"]
+    except _netlink_error() as e:
+        if e.code in (ENODEV, 19):
+            return None
+        raise
 
 
 def link_names() -> set[str]:
