@@ -30,7 +30,10 @@ def cmd_info(args) -> int:
                        ("Kernel Version", "KernelVersion"), ("Operating System", "OperatingSystem"),
                        ("Architecture", "Architecture"), ("CPUs", "NCPU"), ("Total Memory", "MemTotal"),
                        ("Docker Root Dir", "DockerRootDir")):
-        print(f" {label}: {info.get(key)}")
+        value = info.get(key)
+        if key == "MemTotal":
+            value = f"{value / 2**30:.2f}GiB"
+        print(f" {label}: {value}")
     print(f" Runtimes: {' '.join(sorted(info.get('Runtimes', {})))}")
     print(" VM isolation:")
     for k, v in vm.items():
