@@ -632,13 +632,35 @@ static int cmd_exec(char **rest) {
     return 0;
 }
 
+/* -S: no site module. This environment's .pth files (an editable install, a CA hook importing certifi) cost
+ * ~25 ms of every start; the paths they would add are known at build time (NV_PYPATH). The bootstrap leaves
+ * through os._exit after flushing: interpreter finalization is a few ms more of nothing. */
+#define NV_BOOT "import os, sys\n" \
+    "sys.path[:0] = [p for p in os.environ.get('PYTHONPATH', '').split(':') + '" NV_PYPATH "'.split(':') if p]\n" \
+    "from nanovisor.runtime.vm.cli import main\n" \
+    "rc = main()\n" \
+    "sys.stdout.flush(); sys.stderr.flush(); os._exit(rc or 0)\n"
+
 static void to_python(char **argv) {
-    char **args = calloc(64 + 4, sizeof(char *));
+    char **args = calloc(64 + 6, sizeof(char *));
     int n = 0;
     args[n++] = NV_PYTHON;
+#ifdef NV_PYPATH
+    args[n++] = "-S";
+    args[n++] = "-c";
+    args[n++] = NV_BOOT;
+#else
     args[n++] = "-m";
     args[n++] = "nanovisor.runtime.vm";
-    for (int i = 1; argv[i] && n < 64 + 3; i++) args[n++] = argv[i];
+#endif
+    for (int i = 1; argv[i] && n < 64 + 5; i++) args[n++] = argv[i];
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) { /* where nv-shim lives, for the Python shim (guest.c_shim_path) */
+        self[len] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) { *slash = 0; setenv("NANOVISOR_VM_HOST_DIR", self, 1); }
+    }
     execv(NV_PYTHON, args);
     fail("cannot run %s: %s", NV_PYTHON, strerror(errno));
 }

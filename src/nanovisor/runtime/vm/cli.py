@@ -81,7 +81,7 @@ def _cleanup_dir(c: Container) -> None:
 
 def create(a: argparse.Namespace, foreground: bool = False) -> int:
     from nanovisor.runtime.vm import shim
-    shim._T("create-enter")
+    shim.trace("create-enter")
 
     c = container(a.root, a.id)
     bundle = Path(a.bundle or ".").resolve()
@@ -119,7 +119,7 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
             shim.run(c, plan, w, tty_fd, netns)
         os.close(w)
         err = _read_report(r)
-        shim._T("create-report")
+        shim.trace("create-report")
     except BaseException:
         _cleanup_dir(c)
         raise
