@@ -48,3 +48,6 @@ class Runtime(Protocol):
 
     @property
     def network_shareable(self) -> bool: ...
+
+    @property
+    def reads_network_at_create(self) -> bool: ...

@@ -68,6 +68,12 @@ class OCIRuntime:
         the container's network stack is a guest kernel's (the netns only carries frames to the VM)."""
         return self.kind == "process"
 
+    @property
+    def reads_network_at_create(self) -> bool:
+        """A VM runtime copies the netns's interfaces into its guest at create, so they must exist by then;
+        a process runtime only joins the namespace, which may be plumbed while it creates."""
+        return self.kind == "vm"
+
     def available(self) -> bool:
         return bool(self.binary) and os.access(self.binary, os.X_OK)
 
