@@ -56,9 +56,10 @@ def served(root, tmp_path):
             p.wait(10)
 
 
-def test_sigkill_of_serve_loses_no_container_exit_code_or_log_line(served, root):
+@pytest.mark.parametrize("iso", ["process", pytest.param("vm", marks=pytest.mark.vm)])
+def test_sigkill_of_serve_loses_no_container_exit_code_or_log_line(served, root, iso):
     sock = served.socket
-    r = _docker(sock, "run", "-d", "--name", "durable", IMAGE, "sh", "-c",
+    r = _docker(sock, "run", "-d", f"--isolation={iso}", "--name", f"durable-{iso}", IMAGE, "sh", "-c",
                 "i=0; while [ $i -lt 30 ]; do echo line$i; i=$((i+1)); sleep 0.1; done; exit 5")
     assert r.returncode == 0, r.stderr
     cid = r.stdout.strip()
