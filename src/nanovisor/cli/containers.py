@@ -286,7 +286,7 @@ def add_stats(p):
 
 
 def _stats_row(prev: dict, cur: dict) -> dict:
-    from nanovisor.engine.units import human_size
+    from nanovisor.units import human_size
 
     cpu_delta = cur["cpu_stats"]["cpu_usage"]["total_usage"] - prev["cpu_stats"]["cpu_usage"]["total_usage"]
     sys_delta = cur["cpu_stats"]["system_cpu_usage"] - prev["cpu_stats"]["system_cpu_usage"]
@@ -467,7 +467,7 @@ def add_prune(p):
 
 
 def cmd_prune(args) -> int:
-    from nanovisor.engine.units import human_size
+    from nanovisor.units import human_size
 
     result = engine_for(args).container_prune(parse_filter_flags(args.filter))
     if result["ContainersDeleted"]:

@@ -72,7 +72,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _size(text: str | None) -> int:
-    from nanovisor.engine.units import parse_size
+    from nanovisor.units import parse_size
 
     return parse_size(text) if text else 0
 

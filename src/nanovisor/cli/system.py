@@ -8,7 +8,7 @@ import sys
 from nanovisor.cli.containers import parse_filter_flags
 from nanovisor.cli.main import engine_for
 from nanovisor.cli.output import formatted, table
-from nanovisor.engine.units import human_size
+from nanovisor.units import human_size
 
 
 def add_info(p):

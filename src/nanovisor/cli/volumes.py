@@ -5,7 +5,7 @@ from __future__ import annotations
 from nanovisor.cli.containers import parse_filter_flags
 from nanovisor.cli.main import engine_for
 from nanovisor.cli.output import dump_json, for_each, formatted, table
-from nanovisor.engine.units import human_size
+from nanovisor.units import human_size
 
 
 def add_create(p):

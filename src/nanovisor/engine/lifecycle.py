@@ -557,6 +557,6 @@ def _log_size_max(host_config: dict) -> int:
     value = ((host_config.get("LogConfig") or {}).get("Config") or {}).get("max-size")
     if not value:
         return -1
-    from nanovisor.engine.units import parse_size
+    from nanovisor.units import parse_size
 
     return parse_size(value)

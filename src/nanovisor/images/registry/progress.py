@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from nanovisor import units
+
 Progress = Callable[[dict], None]
 BAR_WIDTH = 50
 THROTTLE = 0.1
@@ -23,13 +25,8 @@ def short(digest: str) -> str:
 
 
 def human_size(n: float) -> str:
-    """go-units HumanSize (decimal units, 4 significant digits), what progress bars print: 32.77kB."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.4g}{units[i]}"
+    """What progress bars print: 32.77kB (go-units HumanSize with 4 significant digits)."""
+    return units.human_size(n, 4)
 
 
 def bar(current: int, total: int) -> str:

@@ -18,11 +18,11 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
-def human_size(n: float) -> str:
-    """Docker's HumanSize (decimal units, 3 significant digits): 1.23MB."""
+def human_size(n: float, digits: int = 3) -> str:
+    """go-units HumanSize (decimal units): 1.23MB as the CLI tables print it; progress bars use 4 digits."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]
     i = 0
     while n >= 1000 and i < len(units) - 1:
         n /= 1000.0
         i += 1
-    return f"{n:.3g}{units[i]}"
+    return f"{n:.{digits}g}{units[i]}"
