@@ -16,7 +16,7 @@ PACKAGES=(
   # VM isolation
   qemu-system-x86 qemu-utils erofs-utils
   # the nano guest kernel, built here from Debian's source (python -m nanovisor.runtime.vm.guest build)
-  linux-source-6.1 bc bison flex libelf-dev libssl-dev make gcc libc6-dev
+  linux-source-6.1 xz-utils bc bison flex perl libelf-dev libssl-dev make gcc libc6-dev cpio
   # tests: a real registry server
   docker-registry
   # benchmarks: bench/net_publish.py
