@@ -13,6 +13,8 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from nanovisor.images.rootfs_tar import file_blocks, file_caps
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CHUNK = 1 << 20
 # Files and directories the runtime creates as mount points when an image lacks them; Docker keeps them in
@@ -149,28 +151,15 @@ class _Writer:
     def _file(self, rel: str, path: Path, st: os.stat_result) -> Iterator[bytes]:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            yield self.header(rel, st, size=st.st_size, caps=_fxattr(fd, "security.capability"))
-            left = st.st_size
-            while left:
-                chunk = os.read(fd, min(left, CHUNK)) or b"\0" * min(left, CHUNK)  # shrank: keep it well-formed
-                left -= len(chunk)
-                yield chunk
+            yield self.header(rel, st, size=st.st_size, caps=file_caps(fd))
+            yield from file_blocks(fd, st.st_size)
         finally:
             os.close(fd)
-        if st.st_size % 512:
-            yield b"\0" * (512 - st.st_size % 512)
 
 
 def _xattr(path: Path, name: str) -> bytes | None:
     try:
         return os.getxattr(path, name, follow_symlinks=False)
-    except OSError:
-        return None
-
-
-def _fxattr(fd: int, name: str) -> bytes | None:
-    try:
-        return os.getxattr(fd, name)
     except OSError:
         return None
 

@@ -107,7 +107,7 @@ class _TarOut:
                     return  # swapped while we walked: skip rather than follow
                 raise
             try:
-                yield self.header(name.rstrip("/") + "/", st, caps=_caps(fd))
+                yield self.header(name.rstrip("/") + "/", st, caps=file_caps(fd))
                 for child in sorted(os.listdir(fd)):
                     yield from self.entry(fd, child, f"{name.rstrip('/')}/{child}" if name != "." else child)
             finally:
@@ -129,25 +129,31 @@ class _TarOut:
                 return
             raise
         try:
-            yield self.header(name, st, caps=_caps(fd))
-            left = st.st_size
-            while left:
-                chunk = os.read(fd, min(left, CHUNK))
-                if not chunk:  # shrank meanwhile: keep the archive well-formed
-                    chunk = b"\0" * min(left, CHUNK)
-                left -= len(chunk)
-                yield chunk
+            yield self.header(name, st, caps=file_caps(fd))
+            yield from file_blocks(fd, st.st_size)
         finally:
             os.close(fd)
-        if st.st_size % 512:
-            yield b"\0" * (512 - st.st_size % 512)
 
 
-def _caps(fd: int) -> bytes | None:
+def file_caps(fd: int) -> bytes | None:
+    """The file capabilities a tar entry carries (SCHILY.xattr.security.capability), if any."""
     try:
         return os.getxattr(fd, "security.capability")
     except OSError:
         return None
+
+
+def file_blocks(fd: int, size: int) -> Iterator[bytes]:
+    """A regular file's tar data: size bytes read from fd, then zero padding to the 512-byte block."""
+    left = size
+    while left:
+        chunk = os.read(fd, min(left, CHUNK))
+        if not chunk:  # shrank meanwhile: keep the archive well-formed
+            chunk = b"\0" * min(left, CHUNK)
+        left -= len(chunk)
+        yield chunk
+    if size % 512:
+        yield b"\0" * (512 - size % 512)
 
 
 def _end() -> bytes:
