@@ -88,16 +88,7 @@ def _json_map(raw: str | None, what: str) -> dict:
 
 def _optional_object(req: Request) -> dict | None:
     """The commit body: a container config, or nothing (an empty body or JSON null)."""
-    raw = req.body.read_all().strip()
-    if not raw or raw == b"null":
-        return None
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise errors.InvalidParameter(f"invalid JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise errors.InvalidParameter("invalid JSON: expected an object")
-    return value
+    return req.json(null_ok=True) or None
 
 
 # -- the context -----------------------------------------------------------------------------------------

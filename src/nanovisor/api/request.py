@@ -63,9 +63,11 @@ class Request:
         return parse_filters(self.q("filters"))
 
     # -- body -----------------------------------------------------------------------------------------
-    def json(self, required: bool = False, empty_message: str = "request body is empty") -> dict:
+    def json(self, required: bool = False, empty_message: str = "request body is empty",
+             null_ok: bool = False) -> dict:
+        """The body as a JSON object; empty (or, with null_ok, JSON null) gives {} unless required."""
         raw = self.body.read_all()
-        if not raw.strip():
+        if not raw.strip() or (null_ok and raw.strip() == b"null"):
             if required:
                 raise errors.InvalidParameter(empty_message)
             return {}
