@@ -53,7 +53,7 @@ def main() -> int:
         for i in range(20):
             (ctx / f"file{i}.txt").write_text(f"content {i}\n" * 50)
 
-        from nanovisor.build import build
+        from nanovisor.builder import build
         from nanovisor.engine import Engine
 
         engine = Engine(root)

@@ -84,3 +84,6 @@ class Paths:
         for p in (self.root, self.blobs, self.layers, self.containers, self.volumes, self.tmp,
                   self.run_containers, self.exits, self.runtime_state, self.netns):
             p.mkdir(parents=True, exist_ok=True)
+        owner = self.run / "root"  # names the root this runtime state belongs to (cleanup, reconciliation)
+        if not owner.exists():
+            owner.write_text(str(self.root))

@@ -39,7 +39,7 @@ def build(req: Request) -> Stream:
         "network_mode": req.q("networkmode") or "default",
     }
     context = _spool(req.body, req.engine.paths.tmp)
-    from nanovisor.build.builder import build_stream
+    from nanovisor.builder.builder import build_stream
 
     return Stream(_closing(build_stream(req.engine, context, **options), context), on_error=json_error_message)
 
@@ -50,7 +50,7 @@ def build_prune(req: Request) -> Response:
 
 
 def commit(req: Request) -> Response:
-    from nanovisor.build.commit import commit as commit_container
+    from nanovisor.builder.commit import commit as commit_container
 
     repo, tag = req.q("repo") or "", req.q("tag") or ""  # moby ignores a tag without a repo
     image_id = commit_container(

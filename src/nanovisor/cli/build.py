@@ -62,8 +62,8 @@ def _dockerfile(args, context_dir: Path | None) -> tuple[str, str | None]:
 
 
 def cmd_build(args) -> int:
-    from nanovisor.build.builder import build
-    from nanovisor.build.runstep import StepFailed
+    from nanovisor.builder.builder import build
+    from nanovisor.builder.runstep import StepFailed
 
     engine = engine_for(args)
     if args.context == "-":
@@ -113,7 +113,7 @@ def add_commit(p):
 
 
 def cmd_commit(args) -> int:
-    from nanovisor.build.commit import commit
+    from nanovisor.builder.commit import commit
 
     engine = engine_for(args)
     image_id = commit(engine, args.container, repo_tag=args.repository or None, comment=args.message,

@@ -42,7 +42,7 @@ def list_images(store, filters: dict[str, list[str]], all_images: bool) -> list[
 def _intermediate(store) -> set[str]:
     """Build steps' images, hidden from `images` without -a as Docker hides images that have children."""
     try:
-        from nanovisor.build.cache import intermediate_ids
+        from nanovisor.builder.cache import intermediate_ids
     except ImportError:
         return set()
     return set(intermediate_ids(store.db))

@@ -120,7 +120,7 @@ def test_build_stream_from_tar_context(root):
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
     engine = Engine(root)
-    from nanovisor.build import build_stream
+    from nanovisor.builder import build_stream
 
     buf.seek(0)
     msgs = list(build_stream(engine, buf, tags=["buildtest/stream:x"]))
@@ -150,7 +150,7 @@ def test_hostile_context_is_refused(root, tmp_path):
         info.size = len(data)
         tf.addfile(info, io.BytesIO(data))
     bad.seek(0)
-    from nanovisor.build import build_stream
+    from nanovisor.builder import build_stream
 
     msgs = list(build_stream(Engine(root), bad))
     assert "error" in msgs[-1] and "escapes" in msgs[-1]["error"]

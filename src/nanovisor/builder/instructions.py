@@ -8,8 +8,8 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from nanovisor.build.dockerfile import Instruction
-from nanovisor.build.shellwords import ShellLex
+from nanovisor.builder.dockerfile import Instruction
+from nanovisor.builder.shellwords import ShellLex
 from nanovisor.errors import InvalidParameter
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -222,7 +222,7 @@ def apply(inst: Instruction, state: StageState, lex: ShellLex) -> str:
         run["Healthcheck"] = hc
         return "HEALTHCHECK " + json.dumps(hc, separators=(",", ":"))
     if cmd == "ONBUILD":
-        from nanovisor.build.dockerfile import parse_trigger
+        from nanovisor.builder.dockerfile import parse_trigger
 
         trigger = inst.args.strip()
         parse_trigger(trigger)

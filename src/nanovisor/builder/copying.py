@@ -13,8 +13,8 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from nanovisor.build.context import Source, dir_entry, source_entries
-from nanovisor.build.layertar import as_file
+from nanovisor.builder.context import Source, dir_entry, source_entries
+from nanovisor.builder.layertar import as_file
 from nanovisor.errors import InvalidParameter
 
 

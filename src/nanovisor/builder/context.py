@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from nanovisor.build.dockerignore import Matcher, _compile, read_patterns
+from nanovisor.builder.dockerignore import Matcher, _compile, read_patterns
 from nanovisor.errors import InvalidParameter, NotFound
 
 CHUNK = 1 << 20

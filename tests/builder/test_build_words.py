@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nanovisor.build.dockerfile import parse
-from nanovisor.build.dockerignore import Matcher, read_patterns
-from nanovisor.build.shellwords import ShellLex
+from nanovisor.builder.dockerfile import parse
+from nanovisor.builder.dockerignore import Matcher, read_patterns
+from nanovisor.builder.shellwords import ShellLex
 from nanovisor.errors import InvalidParameter
 
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanovisor.build.commit import container_layer
-from nanovisor.build.layertar import as_file, diff_tar
+from nanovisor.builder.commit import container_layer
+from nanovisor.builder.layertar import as_file, diff_tar
 from nanovisor.errors import NanovisorError
 
 

@@ -10,7 +10,7 @@ import copy
 import time
 from typing import Any
 
-from nanovisor.build.layertar import RUNTIME_MOUNTPOINTS, as_file, diff_tar
+from nanovisor.builder.layertar import RUNTIME_MOUNTPOINTS, as_file, diff_tar
 
 # the container.Config fields an image config carries (the rest — Hostname, Tty, Image... — are per container)
 IMAGE_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",

@@ -14,14 +14,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from nanovisor.build import instructions as ops
-from nanovisor.build.cache import BuildCache, step_key
-from nanovisor.build.commit import child_config, image_section
-from nanovisor.build.context import BuildContext, SourceRoot, find_sources, source_hash
-from nanovisor.build.dockerfile import Instruction, Stage, parse, parse_trigger
-from nanovisor.build.instructions import StageState
-from nanovisor.build.runstep import StepFailed, mounted, run_container, scratch_layer
-from nanovisor.build.shellwords import ShellLex
+from nanovisor.builder import instructions as ops
+from nanovisor.builder.cache import BuildCache, step_key
+from nanovisor.builder.commit import child_config, image_section
+from nanovisor.builder.context import BuildContext, SourceRoot, find_sources, source_hash
+from nanovisor.builder.dockerfile import Instruction, Stage, parse, parse_trigger
+from nanovisor.builder.instructions import StageState
+from nanovisor.builder.runstep import StepFailed, mounted, run_container, scratch_layer
+from nanovisor.builder.shellwords import ShellLex
 from nanovisor.errors import InvalidParameter, NanovisorError, NotFound
 
 Emit = Callable[[dict], None]
@@ -205,7 +205,7 @@ class Builder:
         self.commit_step(state, key, created_by, diff_id)
 
     def copy_step(self, inst: Instruction, state: StageState) -> None:
-        from nanovisor.build.copying import is_remote, perform_copy
+        from nanovisor.builder.copying import is_remote, perform_copy
 
         cmd = inst.cmd
         env = state.env_map()

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 
 def commit(*args, **kwargs) -> str:
-    from nanovisor.build.commit import commit as _commit
+    from nanovisor.builder.commit import commit as _commit
 
     return _commit(*args, **kwargs)
 
 
 def build(*args, **kwargs) -> str:
-    from nanovisor.build.builder import build as _build
+    from nanovisor.builder.builder import build as _build
 
     return _build(*args, **kwargs)
 
 
 def build_stream(*args, **kwargs):
-    from nanovisor.build.builder import build_stream as _build_stream
+    from nanovisor.builder.builder import build_stream as _build_stream
 
     return _build_stream(*args, **kwargs)
