@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 API_VERSION = "1.50"
-MIN_API_VERSION = "1.40"
+MIN_API_VERSION = "1.24"

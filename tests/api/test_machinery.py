@@ -21,9 +21,9 @@ from nanovisor.images.registry.errors import Unauthorized
 def test_version_prefix():
     assert split_version("/v1.44/containers/json") == ("1.44", "/containers/json")
     assert split_version("/containers/json") == (API_VERSION, "/containers/json")
-    with pytest.raises(errors.InvalidParameter, match="client version 1.39 is too old. Minimum supported "
-                       "API version is 1.40, please upgrade your client to a newer version"):
-        split_version("/v1.39/info")
+    with pytest.raises(errors.InvalidParameter, match="client version 1.23 is too old. Minimum supported "
+                       "API version is 1.24, please upgrade your client to a newer version"):
+        split_version("/v1.23/info")
     with pytest.raises(errors.InvalidParameter, match="client version 9.1 is too new"):
         split_version("/v9.1/info")
 

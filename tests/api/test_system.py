@@ -23,11 +23,11 @@ def test_ping_headers(api_socket, method):
 
 
 def test_api_version_prefixes(api_socket):
-    for prefix in ("", "/v1.40", "/v1.44", "/v1.50"):
+    for prefix in ("", "/v1.24", "/v1.38", "/v1.40", "/v1.44", "/v1.50"):
         assert api_request(api_socket, "GET", prefix + "/version")[0] == 200, prefix
-    status, _, body = api_request(api_socket, "GET", "/v1.39/version")
+    status, _, body = api_request(api_socket, "GET", "/v1.23/version")
     assert status == 400
-    assert body["message"] == ("client version 1.39 is too old. Minimum supported API version is 1.40, "
+    assert body["message"] == ("client version 1.23 is too old. Minimum supported API version is 1.24, "
                                "please upgrade your client to a newer version")
     status, _, body = api_request(api_socket, "GET", "/v1.99/version")
     assert status == 400

@@ -3,6 +3,7 @@ resize, prune. Streams and file transfer (attach, logs, stats, archive, export) 
 
 from __future__ import annotations
 
+from nanovisor.api import compat
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON, Empty, Response, Stream, dumps
 
@@ -18,7 +19,8 @@ def list_(req: Request) -> Response:
 
 
 def inspect(req: Request) -> Response:
-    return JSON(req.engine.container_inspect(req.params["name"], size=req.qbool("size")))
+    return JSON(compat.container_inspect(req.engine.container_inspect(req.params["name"], size=req.qbool("size")),
+                                         req.version))
 
 
 def start(req: Request) -> Response:

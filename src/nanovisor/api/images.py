@@ -7,6 +7,7 @@ import base64
 import json
 
 from nanovisor import errors
+from nanovisor.api import compat
 from nanovisor.api.request import Request
 from nanovisor.api.responses import (
     JSON,
@@ -21,11 +22,11 @@ from nanovisor.api.responses import (
 
 
 def list_(req: Request) -> Response:
-    return JSON(req.engine.image_list(all=req.qbool("all"), filters=req.qfilters()))
+    return JSON(compat.image_list(req.engine.image_list(all=req.qbool("all"), filters=req.qfilters()), req.version))
 
 
 def inspect(req: Request) -> Response:
-    return JSON(req.engine.image_inspect(req.params["name"]))
+    return JSON(compat.image_inspect(req.engine.image_inspect(req.params["name"]), req.version))
 
 
 def history(req: Request) -> Response:

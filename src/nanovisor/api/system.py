@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from nanovisor import API_VERSION, MIN_API_VERSION, errors
+from nanovisor.api import compat
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON, Response, Stream, json_lines
 
@@ -32,7 +33,7 @@ def version(req: Request) -> Response:
 
 
 def info(req: Request) -> Response:
-    return JSON(req.engine.info())
+    return JSON(compat.info(req.engine.info(), req.version))
 
 
 def events(req: Request) -> Stream:

@@ -559,12 +559,14 @@ class Engine:
 
     def network_connect(self, ref: str, container: str, endpoint_config: dict | None = None) -> None:
         """Connects a container; a running one gets the interface now, a stopped one at its next start."""
+        from nanovisor.network.wanted import record_connect
+
         net = self._networks().inspect(ref)
         c = self.get(container)
         with self.lifecycle.locks.hold(c.id):
             c = self.containers.reload(c) or c
-            endpoints = c.spec.setdefault("NetworkingConfig", {}).setdefault("EndpointsConfig", {})
-            endpoints[net["Name"]] = endpoint_config or {}
+            record_connect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]},
+                           endpoint_config or {})
             if c.running:
                 result = self.network.connect(ref, c.id, endpoint_config or {})
                 self._network_changed(c, result)
@@ -572,13 +574,13 @@ class Engine:
         self.event_log.emit("network", "connect", net["Id"], {"container": c.id, "name": net["Name"]})
 
     def network_disconnect(self, ref: str, container: str, force: bool = False) -> None:
+        from nanovisor.network.wanted import record_disconnect
+
         net = self._networks().inspect(ref)
         c = self.get(container)
         with self.lifecycle.locks.hold(c.id):
             c = self.containers.reload(c) or c
-            (c.spec.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).pop(net["Name"], None)
-            if (c.host_config.get("NetworkMode") or "") == net["Name"]:
-                c.host_config["NetworkMode"] = "none"
+            record_disconnect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]})
             if c.running:
                 result = self.network.disconnect(ref, c.id, force)
                 self._network_changed(c, result)

@@ -23,15 +23,31 @@ def network_settings(c: Container) -> dict:
     ns.setdefault("SandboxKey", "")
     ns.setdefault("Ports", {})
     ns.setdefault("Networks", {})
-    if not ns["Networks"] and not mode.startswith("container:"):
-        note = {"bridge": "bridge networking is not set up yet: the container has an isolated network "
-                          "namespace with no interfaces but loopback (same as --network none)"}.get(mode, "")
-        ns["Networks"] = {mode: {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                                 "NetworkID": mode, "EndpointID": "", "Gateway": "", "IPAddress": "",
-                                 "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                                 "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None,
-                                 **({"Note": note} if note else {})}}
+    if not c.running and not mode.startswith("container:"):
+        ns["Networks"] = _configured_networks(c, mode, ns["Networks"])
     return ns
+
+
+def _configured_networks(c: Container, mode: str, last: dict) -> dict:
+    """A container that is not running shows the networks it joins at its next start, as dockerd does
+    (docker-compose disconnects and reconnects a created container by these names)."""
+    from nanovisor.network.wanted import wanted_endpoints
+
+    wanted = {"none": {}} if mode == "none" else {"host": {}} if mode == "host" else \
+        wanted_endpoints(c.host_config, c.spec.get("NetworkingConfig"))
+    note = "bridge networking is not set up yet: the container has an isolated network namespace with no " \
+           "interfaces but loopback (same as --network none)"
+    out = {}
+    for name, conf in wanted.items():
+        prev = last.get(name) or {}
+        out[name] = {"IPAMConfig": conf.get("IPAMConfig"), "Links": conf.get("Links"), "Aliases": conf.get("Aliases"),
+                     "MacAddress": prev.get("MacAddress", ""), "DriverOpts": conf.get("DriverOpts"),
+                     "GwPriority": 0, "NetworkID": prev.get("NetworkID", ""), "EndpointID": "", "Gateway": "",
+                     "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                     "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+        if name == "bridge" and not c.spec.get("NetworkSettings"):
+            out[name]["Note"] = note
+    return out
 
 
 def inspect(c: Container, paths: Paths) -> dict:

@@ -25,6 +25,14 @@ def _config_view(cfg: dict) -> dict:
     return out
 
 
+# an image's ContainerConfig as moby renders it for an image no container step made
+_EMPTY_CONTAINER_CONFIG = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+    "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None,
+}
+
+
 def inspect_dict(store: ImageStore, image: Image) -> dict:
     from nanovisor.images.store import rfc3339
 
@@ -50,6 +58,10 @@ def inspect_dict(store: ImageStore, image: Image) -> dict:
         "GraphDriver": graph,
         "RootFS": {"Type": "layers", "Layers": image.diff_ids},
         "Metadata": {"LastTagTime": store.last_tag_time(image.id)},
+        # API < 1.45 (api/compat.py drops them for newer clients)
+        "Container": c.get("container") or "",
+        "ContainerConfig": _config_view(c.get("container_config") or {}) if c.get("container_config")
+        else dict(_EMPTY_CONTAINER_CONFIG),
     }
     if c.get("variant"):
         out["Variant"] = c["variant"]

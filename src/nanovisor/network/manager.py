@@ -19,6 +19,7 @@ from nanovisor.errors import Conflict, Forbidden, InvalidParameter, NotFound, Sy
 from nanovisor.network import files, ipam, links, netd, nsutil, ports
 from nanovisor.network.model import EndpointRec, NetRec
 from nanovisor.network.networks import Networks, _env_flag, host_lock
+from nanovisor.network.wanted import wanted_endpoints
 from nanovisor.paths import Paths
 from nanovisor.store.db import Database
 
@@ -72,18 +73,22 @@ class NetworkManager(Networks):
                    "extra": extra, "dns": hc.get("Dns") or [], "dns_search": hc.get("DnsSearch") or [],
                    "dns_options": hc.get("DnsOptions") or [], "domain": "", "next_if": 0,
                    "exposed": exposed_ports or {}, "bindings": hc.get("PortBindings") or {}}
-        if mode == "none":
+        wanted = wanted_endpoints(hc, networking_config)
+        if mode == "none" or not wanted:  # none, or every network disconnected: loopback only
             self.store.put_sandbox(container_id, sandbox)
-            eps = {"none": dict(EMPTY_EP, NetworkID=self.get("none").id)}
+            eps = {"none": dict(EMPTY_EP, NetworkID=self.get("none").id)} if mode == "none" else {}
             return {"NetworkSettings": self._settings(eps, {}, netns_path),
                     "hosts": files.hosts(hostname, [], extra), "resolv_conf": self._resolv(sandbox, embedded=False)}
-        primary = "bridge" if mode in ("default", "bridge") else mode
-        wanted = dict((networking_config or {}).get("EndpointsConfig") or {})
-        order = [primary] + [k for k in wanted if k != primary and self.get(k).id != self.get(primary).id]
+        order, seen = [], set()
+        for ref in wanted:  # a network named twice (by name and by id) is joined once
+            net_id = self.get(ref).id
+            if net_id not in seen:
+                seen.add(net_id)
+                order.append(ref)
         try:
             self.store.put_sandbox(container_id, sandbox)
             for ref in order:
-                self._add_endpoint(container_id, ref, wanted.get(ref) or {}, sandbox)
+                self._add_endpoint(container_id, ref, wanted[ref], sandbox)
             self._publish(container_id, hc, exposed_ports)
             if self.store.ports(container_id):  # the table only names containers that publish ports
                 self.sync_rules()

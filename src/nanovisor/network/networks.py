@@ -93,11 +93,13 @@ class Networks:
     def _engine_subnets(self) -> list[ipam.Net]:
         return [ipaddress.IPv4Network(n.spec["Subnet"]) for n in self.store.networks() if n.spec.get("Subnet")]
 
-    def _spec(self, subnet, ip_range, gateway, options, labels, internal, attachable, masq, user_subnet) -> dict:
+    def _spec(self, subnet, ip_range, gateway, options, labels, internal, attachable, masq, user_subnet,
+              bridge: str = "") -> dict:
+        """options: only what the user gave (compose compares them to decide whether to reuse a network)."""
         return {"Driver": "bridge", "Subnet": str(subnet), "IPRange": str(ip_range) if ip_range else "",
                 "Gateway": str(gateway), "Options": options, "Labels": labels, "Internal": internal,
                 "Attachable": attachable, "Masquerade": masq, "UserSubnet": user_subnet,
-                "Bridge": options.get(OPT_NAME, ""), "MTU": int(options.get(OPT_MTU, 1500) or 1500)}
+                "Bridge": bridge or options.get(OPT_NAME, ""), "MTU": int(options.get(OPT_MTU, 1500) or 1500)}
 
     # lookup ------------------------------------------------------------------------------------------
     def get(self, ref: str) -> NetRec:
@@ -150,12 +152,12 @@ class Networks:
                 else:
                     subnet = ipam.choose_subnet(self._engine_subnets(), ipam.host_routes())
                     ip_range, gateway = None, ipam.first_host(subnet)
-                options.setdefault(OPT_NAME, "nvbr-" + nid[:10])
-                if len(options[OPT_NAME]) > 15:
-                    raise InvalidParameter(f"bridge name {options[OPT_NAME]} is longer than 15 characters")
+                bridge = options.get(OPT_NAME) or "nvbr-" + nid[:10]
+                if len(bridge) > 15:
+                    raise InvalidParameter(f"bridge name {bridge} is longer than 15 characters")
                 net = NetRec(nid, name, time.time(), self._spec(subnet, ip_range, gateway, options, labels,
                                                                 internal, bool(body.get("Attachable")),
-                                                                masq, user_subnet=bool(confs)))
+                                                                masq, user_subnet=bool(confs), bridge=bridge))
                 net.spec["Scope"] = body.get("Scope") or "local"
                 self.store.add_network(net)
             try:
