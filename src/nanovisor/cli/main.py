@@ -52,36 +52,61 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(125)
 
 
-def _add_verb(sub, name: str, target) -> None:
-    module, func = VERBS[target] if isinstance(target, str) else target
-    p = sub.add_parser(name, add_help=name not in ("run", "create"))
-    if name in ("run", "create"):
-        p.add_argument("--help", action="help")
+def _verb_help(command: str, target) -> str:
+    """One line for `nanovisor --help` / `nanovisor GROUP --help`; an alias shares its verb's line."""
+    from nanovisor.cli.helptext import VERB_HELP
+
+    if command in VERB_HELP:
+        return VERB_HELP[command]
+    if isinstance(target, str):
+        return VERB_HELP[target]
+    group = command.split()[0]
+    same = next(f"{group} {n}" for n, t in GROUPS[group].items() if t == target and f"{group} {n}" in VERB_HELP)
+    return VERB_HELP[same]
+
+
+def _add_verb(sub, name: str, target, group: str = "") -> None:
     from importlib import import_module
 
+    from nanovisor.cli.helptext import describe_flags
+
+    command = f"{group} {name}" if group else name
+    module, func = VERBS[target] if isinstance(target, str) else target
+    line = _verb_help(command, target)
+    p = sub.add_parser(name, add_help=name not in ("run", "create"), help=line, description=line)
+    if name in ("run", "create"):
+        p.add_argument("--help", action="help", help="show this help message and exit")
     mod = import_module(f"nanovisor.cli.{module}")
     getattr(mod, "add_" + func[4:], lambda p: None)(p)
+    describe_flags(p, target if isinstance(target, str) else command)
     p.set_defaults(_target=(module, func))
 
 
 def build_parser(argv: list[str]) -> Parser:
     parser = Parser(prog="nanovisor", description="A container engine with process and VM isolation.")
-    parser.add_argument("--root", default=os.environ.get("NANOVISOR_ROOT"), help="data root")
-    parser.add_argument("--version", "-v", action="store_true")
-    parser.add_argument("--debug", action="store_true")
-    sub = parser.add_subparsers(dest="verb", parser_class=Parser)
+    parser.add_argument("--root", default=os.environ.get("NANOVISOR_ROOT"),
+                        help="data root (default /var/lib/nanovisor, or $NANOVISOR_ROOT)")
+    parser.add_argument("--version", "-v", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="verb", parser_class=Parser, title="commands", metavar="COMMAND")
     # only build the sub-parser the command line names: keeps start-up fast
     words = [w for w in argv if not w.startswith("-")]
     verb = next((w for w in words if w in VERBS or w in GROUPS), None)
     if verb in VERBS:
         _add_verb(sub, verb, verb)
     elif verb in GROUPS:
-        gp = sub.add_parser(verb)
-        gsub = gp.add_subparsers(dest="subverb", parser_class=Parser)
+        gp = sub.add_parser(verb, help=_verb_help(verb, None), description=_verb_help(verb, None))
+        gsub = gp.add_subparsers(dest="subverb", parser_class=Parser, title="commands", metavar="COMMAND")
         after = words[words.index(verb) + 1:]
         name = next((w for w in after if w in GROUPS[verb]), None)
         if name:
-            _add_verb(gsub, name, GROUPS[verb][name])
+            _add_verb(gsub, name, GROUPS[verb][name], group=verb)
+        else:  # `nanovisor GROUP [--help]`: list the group's verbs without importing them
+            for sub_name, target in GROUPS[verb].items():
+                gsub.add_parser(sub_name, help=_verb_help(f"{verb} {sub_name}", target))
+    else:  # `nanovisor [--help]`: list every command, importing none
+        for name in [*GROUPS, *VERBS]:
+            sub.add_parser(name, help=_verb_help(name, name if name in VERBS else None))
     return parser
 
 
