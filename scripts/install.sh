@@ -17,8 +17,8 @@ PACKAGES=(
   qemu-system-x86 qemu-utils erofs-utils
   # the nano guest kernel, built here from Debian's source (python -m nanovisor.runtime.vm.guest build)
   linux-source-6.1 xz-utils bc bison flex perl libelf-dev libssl-dev make gcc libc6-dev cpio
-  # tests: a real registry server
-  docker-registry
+  # tests: a real registry server; docker-compose 1.29.2 (Debian's) drives compose apps against serve
+  docker-registry docker-compose
   # benchmarks: bench/net_publish.py
   wrk
   # benchmarks: bench/image_transport.py builds a Debian rootfs
