@@ -117,3 +117,44 @@ def test_restart_always_survives_daemon_restart(served, root):
         assert count > before
     finally:
         _docker(sock, "rm", "-f", cid)
+
+
+def test_restart_policy_and_healthcheck_run_with_nobody_looking(served, root):
+    """serve watches every run it starts, restart-policy restarts included (no client read needed to notice an
+    exit), and runs healthchecks again after a SIGKILL and restart of itself."""
+    sock = served.socket
+    since = str(int(time.time()))
+    flappy = _docker(sock, "run", "-d", "--restart", "always", IMAGE, "sh", "-c", "sleep 1; exit 1").stdout.strip()
+    checked = _docker(sock, "run", "-d", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s", IMAGE,
+                      "sleep", "600").stdout.strip()
+    try:
+        time.sleep(8)  # nobody asks the daemon anything meanwhile
+        starts = _docker(sock, "events", "--since", since, "--until", str(int(time.time())), "--filter",
+                         f"container={flappy}", "--filter", "event=start", "--format", "{{.Action}}").stdout.split()
+        assert len(starts) >= 3, starts
+        served.kill9()
+        served.restart()
+        assert _docker(sock, "exec", checked, "touch", "/tmp/ok").returncode == 0
+        deadline = time.monotonic() + 60
+        status = ""
+        while time.monotonic() < deadline and status != "healthy":
+            status = _docker(sock, "inspect", "-f", "{{.State.Health.Status}}", checked).stdout.strip()
+            time.sleep(0.5)
+        assert status == "healthy"
+    finally:
+        _docker(sock, "rm", "-f", flappy, checked)
+
+
+def test_embedded_healthcheck_command(root):
+    name = "health-embedded"
+    run_cli(root, "run", "-d", "--name", name, "--health-cmd", "test -f /tmp/ok", IMAGE, "sleep", "600", check=True)
+    try:
+        r = run_cli(root, "container", "healthcheck", name)
+        assert (r.returncode, r.stdout.strip()) == (1, "starting")
+        run_cli(root, "exec", name, "touch", "/tmp/ok", check=True)
+        r = run_cli(root, "container", "healthcheck", name)
+        assert (r.returncode, r.stdout.strip()) == (0, "healthy")
+        health = json.loads(run_cli(root, "inspect", "-f", "{{json .State.Health}}", name).stdout)
+        assert health["Status"] == "healthy" and len(health["Log"]) == 2
+    finally:
+        run_cli(root, "rm", "-f", name)

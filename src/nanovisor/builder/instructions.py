@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from nanovisor.builder.dockerfile import Instruction
 from nanovisor.builder.shellwords import ShellLex
 from nanovisor.errors import InvalidParameter
+from nanovisor.units import parse_duration
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 PREDEFINED_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
@@ -80,27 +81,6 @@ def _go_slice(values: list[str]) -> str:
     return "[" + " ".join(json.dumps(v) for v in values) + "]"
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-          "h": 3_600_000_000_000}
-
-
-def parse_duration(text: str, flag: str) -> int:
-    """A Go duration ("1m30s") in nanoseconds."""
-    if text in ("0", ""):
-        return 0
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or pos == 0:
-        raise InvalidParameter(f'time: invalid duration "{text}"')
-    value = int(total)
-    if 0 < value < 1_000_000:
-        raise InvalidParameter(f"Interval \"{flag}\" cannot be less than 1ms")
-    return value
 
 
 def healthcheck(inst: Instruction) -> dict:

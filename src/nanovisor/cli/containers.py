@@ -494,3 +494,15 @@ def cmd_cleanup(args) -> int:
     engine.lifecycle.reap(c)  # conmon (our parent) wrote the exit file before running us
     return 0
 
+
+
+def add_healthcheck(p):
+    p.add_argument("container")
+
+
+def cmd_healthcheck(args) -> int:
+    """Runs the container's healthcheck once and records it (what serve does on every interval); exit 0 when
+    healthy, 1 otherwise, as `podman healthcheck run`."""
+    health = engine_for(args).container_healthcheck(args.container)
+    print(health["Status"])
+    return 0 if health["Status"] == "healthy" else 1

@@ -61,6 +61,7 @@ VERB_HELP = {
     # group verbs that are not plain aliases
     "container prune": "Remove all stopped containers",
     "container cleanup": "Record a container's exit (run by the container monitor; not for users)",
+    "container healthcheck": "Run a container's healthcheck once and record the result",
     "image inspect": "Display detailed information on one or more images",
     "image prune": "Remove unused images",
     "volume create": "Create a volume",
@@ -127,6 +128,14 @@ FLAG_HELP: dict[str, str | dict[str, str]] = {
     "--group-add": "Add additional groups to join",
     "--host": "Daemon socket to listen on (unix://PATH or tcp://HOST:PORT; repeatable)",
     "--hostname": "Container host name",
+    "--health-cmd": "Command to run to check health",
+    "--health-interval": "Time between running the check (ms|s|m|h) (default 0s)",
+    "--health-retries": "Consecutive failures needed to report unhealthy",
+    "--health-start-interval": "Time between running the check during the start period (ms|s|m|h) (default 0s)",
+    "--health-start-period": "Start period for the container to initialize before starting health-retries "
+                             "countdown (ms|s|m|h) (default 0s)",
+    "--health-timeout": "Maximum time to allow one check to run (ms|s|m|h) (default 0s)",
+    "--no-healthcheck": "Disable any container-specified HEALTHCHECK",
     "--human": "Print sizes and dates in human readable format",
     "--iidfile": "Write the image ID to the file",
     "--init": "Run an init inside the container that forwards signals and reaps processes",

@@ -67,8 +67,40 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     a("--sig-proxy", default="true")
     a("--detach-keys")
     a("-a", "--attach", action="append", default=[])
+    a("--health-cmd")
+    a("--health-interval")
+    a("--health-timeout")
+    a("--health-retries", type=int)
+    a("--health-start-period")
+    a("--health-start-interval")
+    a("--no-healthcheck", action="store_true")
     a("image")
     a("command", nargs=argparse.REMAINDER)
+
+
+def _healthcheck(args: argparse.Namespace) -> dict | None:
+    """Config.Healthcheck as the docker CLI sends it: only what the flags set (the image fills the rest)."""
+    from nanovisor.units import parse_duration
+
+    timing = {"Interval": ("--health-interval", args.health_interval),
+              "Timeout": ("--health-timeout", args.health_timeout),
+              "StartPeriod": ("--health-start-period", args.health_start_period),
+              "StartInterval": ("--health-start-interval", args.health_start_interval)}
+    if args.no_healthcheck:
+        if args.health_cmd or any(v for _, v in timing.values()) or args.health_retries:
+            raise InvalidParameter("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not args.health_cmd and not any(v for _, v in timing.values()) and not args.health_retries:
+        return None
+    health: dict = {"Test": ["CMD-SHELL", args.health_cmd] if args.health_cmd else None}
+    for key, (flag, text) in timing.items():
+        if text:
+            health[key] = parse_duration(text, flag)
+    if args.health_retries is not None:
+        if args.health_retries < 0:
+            raise InvalidParameter("--health-retries cannot be negative")
+        health["Retries"] = args.health_retries
+    return health
 
 
 def _size(text: str | None) -> int:
@@ -208,6 +240,9 @@ def body_from_args(args) -> tuple[dict, str | None]:
         "StopSignal": args.stop_signal, "StopTimeout": args.stop_timeout, "ExposedPorts": exposed or None,
         "HostConfig": host_config,
     }
+    health = _healthcheck(args)
+    if health is not None:
+        body["Healthcheck"] = health
     if args.entrypoint is not None:
         body["Entrypoint"] = shlex.split(args.entrypoint) if args.entrypoint else [""]
     if args.network_alias or args.ip:

@@ -114,6 +114,12 @@ class ContainerStore:
         self.db.execute("UPDATE containers SET state = ? WHERE id = ?", (dumps(c.state), c.id))
         self._notify()
 
+    def save_health(self, cid: str, health: dict) -> None:
+        """Health alone, in one statement: a check never overwrites a lifecycle change made meanwhile."""
+        self.db.execute("UPDATE containers SET state = json_set(state, '$.Health', json(?)) WHERE id = ?",
+                        (dumps(health), cid))
+        self._notify()
+
     def save_spec(self, c: Container) -> None:
         self.db.execute("UPDATE containers SET config = ? WHERE id = ?", (dumps(c.spec), c.id))
 

@@ -67,6 +67,8 @@ class Engine:
         self.lifecycle = Lifecycle(self.paths, self.containers, self.images, self.runtimes, self.event_log,
                                    network=lambda: self.network, persistent=persistent)
         self.lifecycle.remove_volume = self.volume_remove
+        if persistent:
+            self.lifecycle.on_started = self.watch
         self.persistent = persistent
         self._execs: dict = {}
         self._started = time.time()
@@ -157,12 +159,16 @@ class Engine:
         return out
 
     def container_start(self, ref: str, attached: bool = False) -> None:
-        c = self.lifecycle.start(ref, attached)
-        if self.persistent:
-            self.watch(c)
+        self.lifecycle.start(ref, attached)
 
     def watch(self, c: Container) -> None:
-        """In a long-lived process: notice the exit at once (pidfd) and reap."""
+        """In a long-lived process: notice the exit at once (pidfd) and reap; run the healthcheck."""
+        from nanovisor.engine.health import HealthChecker, health_config
+
+        cfg = health_config(c.config)
+        if cfg is not None:
+            HealthChecker(self, c, cfg).start()
+
         def run() -> None:
             self.lifecycle.wait_exit(c, None)
             try:
@@ -176,9 +182,7 @@ class Engine:
         self.lifecycle.stop(ref, timeout, signal)
 
     def container_restart(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
-        c = self.lifecycle.restart(ref, timeout, signal)
-        if self.persistent:
-            self.watch(c)
+        self.lifecycle.restart(ref, timeout, signal)
 
     def container_kill(self, ref: str, signal: str = "KILL") -> None:
         self.lifecycle.kill(ref, signal)
@@ -269,6 +273,11 @@ class Engine:
 
         c = self.get(ref)
         return stats(c, self.runtimes.get(c.runtime) if c.running else None)
+
+    def container_healthcheck(self, ref: str) -> dict:
+        from nanovisor.engine.health import run_once
+
+        return run_once(self, self._running(ref))
 
     def _running(self, ref: str) -> Container:
         c = self.get(ref)

@@ -47,6 +47,9 @@ def container_matcher(filters: dict[str, list[str]], resolve, image_ids) -> call
     for s in filters.get("status", []):
         if s not in _STATUSES:
             raise InvalidParameter(f"invalid filter 'status={s}'")
+    for h in filters.get("health", []):
+        if h not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidParameter(f"Unrecognised filter value for health: {h}")
     before = [resolve(r) for r in filters.get("before", [])]
     since = [resolve(r) for r in filters.get("since", [])]
     ancestors: set[str] = set()
@@ -79,6 +82,13 @@ def container_matcher(filters: dict[str, list[str]], resolve, image_ids) -> call
         if "network" in filters and (c.host_config.get("NetworkMode") or "bridge") not in filters["network"]:
             nets = set((c.spec.get("NetworkSettings") or {}).get("Networks", {}))
             if not nets & set(filters["network"]):
+                return False
+        if "health" in filters:
+            from nanovisor.engine.health import NONE
+            from nanovisor.engine.views import current_health
+
+            health = current_health(c)
+            if (health or {}).get("Status", NONE) not in filters["health"]:
                 return False
         if "isolation" in filters:
             iso = "vm" if c.runtime == "nanovisor-vm" else "process"

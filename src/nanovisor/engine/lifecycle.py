@@ -66,6 +66,9 @@ class Lifecycle:
         self.persistent = persistent
         self._created_hooks: dict[str, list[Callable[[Container], None]]] = {}
         self.remove_volume: Callable[[str], None] | None = None  # set by the engine (anonymous volumes on rm)
+        # set by a persistent engine: called after every start, restart-policy restarts included, to watch
+        # the new run (its exit, its healthcheck)
+        self.on_started: Callable[[Container], None] | None = None
         self._hooks_guard = threading.Lock()
 
     @property
@@ -136,6 +139,8 @@ class Lifecycle:
                 self.containers.save_state(c)
                 self._teardown(c)
                 raise
+        if self.on_started is not None:
+            self.on_started(c)
         return c
 
     def _start_locked(self, c: Container, attached: bool = False) -> None:

@@ -9,10 +9,26 @@ from nanovisor.paths import Paths
 
 
 def _state(c: Container) -> dict:
-    s = {k: v for k, v in c.state.items() if not k.startswith("_")}
+    s = {k: v for k, v in c.state.items() if not k.startswith("_") and k != "Health"}
     s["StartedAt"] = rfc3339(s.get("StartedAt"))
     s["FinishedAt"] = rfc3339(s.get("FinishedAt"))
+    health = current_health(c)
+    if health is not None:
+        s["Health"] = {k: v for k, v in health.items() if not k.startswith("_")}
     return s
+
+
+def current_health(c: Container) -> dict | None:
+    """State.Health of a container with a healthcheck (None without one): a run no check has reported on
+    yet is "starting"."""
+    from nanovisor.engine.health import health_config, initial_health
+
+    if health_config(c.config) is None:
+        return None
+    health = c.state.get("Health") or {}
+    if c.running and health.get("_Seq") != c.state.get("_StartSeq", 0):
+        return initial_health()
+    return health or initial_health()
 
 
 def network_settings(c: Container) -> dict:
@@ -80,7 +96,9 @@ def status_text(c: Container, now: float) -> str:
     """`docker ps` STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created"."""
     st = c.state
     if st["Status"] == "running":
-        return f"Up {_ago(now - st['StartedAt'])}"
+        from nanovisor.engine.health import status_suffix
+
+        return f"Up {_ago(now - st['StartedAt'])}{status_suffix({'Health': current_health(c) or {}})}"
     if st["Status"] == "paused":
         return f"Up {_ago(now - st['StartedAt'])} (Paused)"
     if st["Status"] == "restarting":
