@@ -1,9 +1,11 @@
 """Published ports: from HostConfig.PortBindings / PublishAllPorts + ExposedPorts to concrete host ports.
 
-The kernel is the allocator: each chosen host port is bound by a plain socket (never listening, DNAT takes
-the traffic first) which netd keeps open while the container lives. A port held by any other program or
-container therefore fails exactly like Docker's "port is already allocated", and `-P` gets a free
-ephemeral port by binding port 0.
+The kernel is the allocator: each chosen host port is bound by a socket which netd keeps open while the
+container lives (DNAT takes the traffic first, so nothing ever reaches it). A port held by any other
+program or container therefore fails exactly like Docker's "port is already allocated", and `-P` gets a
+free ephemeral port by binding port 0. TCP reservations are made as dockerd makes them: SO_REUSEADDR, so
+connections of an earlier server on the port lingering in TIME-WAIT do not block the bind (for ~60 s), and
+listening, so no other program can bind the port with SO_REUSEADDR while the container holds it.
 """
 
 from __future__ import annotations
@@ -90,22 +92,32 @@ def reserve(want: Want, taken: list[dict]) -> tuple[int, socket.socket]:
     """Bind a host port for want (trying its range in order); returns (port, reservation socket).
     Raises OSError(EADDRINUSE) when none is free."""
     if want.low == 0:
-        s = socket.socket(socket.AF_INET, PROTOS[want.proto])
-        s.bind((want.host_ip or "0.0.0.0", 0))
+        s = _bind(want.proto, want.host_ip, 0)
         return s.getsockname()[1], s
     last: OSError | None = None
     for port in range(want.low, want.high + 1):
         if _conflicts(want.proto, want.host_ip, port, taken):
             last = OSError(98, "port is already allocated")
             continue
-        s = socket.socket(socket.AF_INET, PROTOS[want.proto])
         try:
-            s.bind((want.host_ip or "0.0.0.0", port))
-            return port, s
+            return port, _bind(want.proto, want.host_ip, port)
         except OSError as e:
-            s.close()
             last = e
     raise last or OSError(98, "port is already allocated")
+
+
+def _bind(proto: str, host_ip: str, port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, PROTOS[proto])
+    try:
+        if proto == "tcp":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host_ip or "0.0.0.0", port))
+        if proto == "tcp":
+            s.listen(1)
+    except BaseException:
+        s.close()
+        raise
+    return s
 
 
 def port_map(exposed: dict | None, bindings: dict | None, mapped: list[dict]) -> dict:
