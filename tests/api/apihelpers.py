@@ -92,14 +92,15 @@ def response_validator(path: str, method: str = "get", status: int = 200):
 class ServeProcess:
     """One `python -m nanovisor --root ROOT serve --host ...` child."""
 
-    def __init__(self, root: Path, hosts: list[str], log_path: Path) -> None:
+    def __init__(self, root: Path, hosts: list[str], log_path: Path, extra: list[str] = (),
+                 env: dict | None = None) -> None:
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        cmd = [sys.executable, "-m", "nanovisor", "--root", str(root), "serve"]
+        cmd = [sys.executable, "-m", "nanovisor", "--root", str(root), "serve", *extra]
         for h in hosts:
             cmd += ["--host", h]
         # Tests never reach off the machine: no outbound masquerading, no DNS forwarding upstream.
-        env = {**os.environ, "NANOVISOR_NET_OUTBOUND": "0", "NANOVISOR_DNS_FORWARD": "0"}
+        env = {**os.environ, **(env or {}), "NANOVISOR_NET_OUTBOUND": "0", "NANOVISOR_DNS_FORWARD": "0"}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self, sock: str | None = None, tcp: tuple[str, int] | None = None) -> None:

@@ -40,6 +40,7 @@ GROUPS = {  # `nanovisor container ls` etc.
                "prune": ("volumes", "cmd_prune")},
     "system": {"df": ("system", "cmd_df"), "info": "info", "events": "events"},
     "nano": {"build": ("system", "cmd_nano_build")},
+    "tls": {"init": ("tls", "cmd_init")},
     "network": {"ls": ("networks", "cmd_ls"), "list": ("networks", "cmd_ls"), "inspect": ("networks", "cmd_inspect"),
                 "create": ("networks", "cmd_create"), "rm": ("networks", "cmd_rm"), "remove": ("networks", "cmd_rm"),
                 "connect": ("networks", "cmd_connect"), "disconnect": ("networks", "cmd_disconnect"),

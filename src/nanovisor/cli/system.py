@@ -105,19 +105,47 @@ def cmd_df(args) -> int:
     return 0
 
 
+def _go_bool(v: str) -> bool:
+    """Go's strconv.ParseBool, as dockerd's --tls=false reads it."""
+    low = v.lower()
+    if low in ("1", "t", "true"):
+        return True
+    if low in ("0", "f", "false"):
+        return False
+    raise ValueError(v)
+
+
 def add_serve(p):
     p.add_argument("-H", "--host", action="append", default=[])
     p.add_argument("--insecure-registry", action="append", default=[])
+    # dockerd's TLS flags, names and defaults (see api/tls.py)
+    p.add_argument("--tls", nargs="?", const=True, default=None, type=_go_bool,
+                   help="use TLS on tcp hosts; implied by --tlsverify")
+    p.add_argument("--tlsverify", nargs="?", const=True, default=None, type=_go_bool,
+                   help="use TLS and accept only clients with a certificate signed by --tlscacert")
+    p.add_argument("--tlscacert", help="CA certificate (default: ~/.docker/ca.pem or $DOCKER_CERT_PATH/ca.pem)")
+    p.add_argument("--tlscert", help="server certificate (default: ~/.docker/cert.pem)")
+    p.add_argument("--tlskey", help="server key (default: ~/.docker/key.pem)")
+    p.add_argument("--insecure-tcp", action="store_true",
+                   help="allow plain HTTP (no authentication: root for anyone who reaches it) on non-loopback tcp hosts")
+    p.add_argument("--api-workers", type=int, default=None,
+                   help="short API requests served at once (default 8 per CPU, at least 16)")
 
 
 def cmd_serve(args) -> int:
-    from nanovisor.api.server import serve
+    from nanovisor.api.server import parse_host, serve
+    from nanovisor.api.tls import TLSOptions, check_plain_tcp, server_context
     from nanovisor.engine import Engine
     from nanovisor.paths import DEFAULT_SOCKET
 
+    hosts = args.host or [f"unix://{DEFAULT_SOCKET}"]
+    opts = TLSOptions(args.tls, args.tlsverify, args.tlscacert, args.tlscert, args.tlskey,
+                      args.insecure_tcp).resolved()
+    check_plain_tcp([a for k, a in (parse_host(h, opts.enabled) for h in hosts) if k == "tcp"], opts)
+    tls = server_context(opts) if opts.enabled else None
     engine = Engine(args.root, persistent=True, insecure_registries=args.insecure_registry)
     engine.recover()
-    serve(engine, args.host or [f"unix://{DEFAULT_SOCKET}"])
+    serve(engine, hosts, tls, args.api_workers)
     return 0
 
 
