@@ -124,7 +124,61 @@ def idle_connections(sock_path: str, count: int, pid: int | None) -> None:
             s.close()
 
 
-def start_serve(src: str | None) -> tuple[subprocess.Popen, str, Path]:
+def _api(sock_path: str, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    import http.client
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(sock_path)
+
+    c = Conn("docker", timeout=120)
+    try:
+        c.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def rm_many(sock_path: str, count: int, root: Path | None) -> None:
+    """count running containers (--network none), then one `docker rm -f ID...`: removed count and time."""
+    import json
+
+    if root is not None and _api(sock_path, "GET", "/images/nano/busybox/json")[0] != 200:
+        subprocess.run([sys.executable, "-m", "nanovisor", "--root", str(root), "nano", "build", "busybox"],
+                       check=True, capture_output=True)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        body = json.dumps({"Image": "nano/busybox", "Cmd": ["sleep", "600"],
+                           "HostConfig": {"NetworkMode": "none"}}).encode()
+        status, data = _api(sock_path, "POST", "/containers/create", body)
+        if status == 201:
+            cid = json.loads(data)["Id"]
+            _api(sock_path, "POST", f"/containers/{cid}/start")
+            with lock:
+                ids.append(cid)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=make) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    made = time.perf_counter() - t0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env.update(DOCKER_HOST=f"unix://{sock_path}", DOCKER_CLI_HINTS="false")
+    t0 = time.perf_counter()
+    r = subprocess.run(["docker", "rm", "-f", *ids], env=env, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    removed = len(r.stdout.split())
+    print(f"create+start {len(ids)}/{count} in parallel: {made:.2f} s; `docker rm -f` of {len(ids)} IDs in one "
+          f"call: removed {removed}, {took:.2f} s")
+
+
+def start_serve(src: str | None, workers: int | None) -> tuple[subprocess.Popen, str, Path]:
     tmp = Path(tempfile.mkdtemp(prefix="nv-bench-api-"))
     sock = str(tmp / "docker.sock")
     env = dict(os.environ)
@@ -132,7 +186,8 @@ def start_serve(src: str | None) -> tuple[subprocess.Popen, str, Path]:
         env["PYTHONPATH"] = src
     log = open(tmp / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "nanovisor", "--root", str(tmp / "root"), "serve", "--host",
-                             f"unix://{sock}"], stdout=log, stderr=subprocess.STDOUT, env=env)
+                             f"unix://{sock}", *(["--api-workers", str(workers)] if workers else [])],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -151,13 +206,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--clients", default="1,10,100")
     ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--rm-ids", type=int, default=0, help="also: N running containers, one `docker rm -f`")
+    ap.add_argument("--workers", type=int, help="serve --api-workers (default: serve's own)")
     args = ap.parse_args()
     proc = tmp = None
     pid = None
     if args.socket:
         sock = args.socket
     else:
-        proc, sock, tmp = start_serve(args.src)
+        proc, sock, tmp = start_serve(args.src, args.workers)
         pid = proc.pid
     try:
         for n in (int(c) for c in args.clients.split(",")):
@@ -173,18 +230,57 @@ def main() -> None:
                 print(f"      error: {e}")
         if args.idle:
             idle_connections(sock, args.idle, pid)
+        if args.rm_ids:
+            rm_many(sock, args.rm_ids, tmp / "root" if tmp else None)
         if pid:
             rss, threads = proc_stats(pid)
             print(f"serve after the run: RSS {rss:.1f} MB, {threads} threads")
     finally:
         if proc is not None:
+            remove_all(sock)
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            teardown(tmp / "root", args.src)
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+_TEARDOWN = """
+import sys
+from nanovisor.engine.engine import Engine
+engine = Engine(sys.argv[1])
+if engine.network is not None:
+    engine.network.teardown()
+print(engine.paths.run)
+"""
+
+
+def remove_all(sock_path: str) -> None:
+    """Every container of the scratch root, force-removed through the API (bounded parallelism)."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        status, data = _api(sock_path, "GET", "/containers/json?all=1")
+    except OSError:
+        return
+    ids = [c["Id"] for c in json.loads(data)] if status == 200 else []
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda cid: _api(sock_path, "DELETE", f"/containers/{cid}?force=1"), ids))
+
+
+def teardown(root: Path, src: str | None) -> None:
+    """The root's kernel objects (netd, netns mount) and /run state, as the tests' teardown does."""
+    env = dict(os.environ, **({"PYTHONPATH": src} if src else {}))
+    done = subprocess.run([sys.executable, "-c", _TEARDOWN, str(root)], capture_output=True, text=True, env=env)
+    run_dir = done.stdout.strip()
+    if done.returncode == 0 and run_dir.startswith("/run/nanovisor/"):
+        with open("/proc/self/mountinfo") as f:
+            if not any(line.split()[4].startswith(run_dir) for line in f):
+                shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

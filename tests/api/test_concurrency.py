@@ -159,3 +159,17 @@ def test_long_streams_do_not_starve_short_requests(api_socket, docker, image, ru
     finally:
         for s in streams:
             s.close()
+
+
+def test_which_requests_leave_the_bounded_pool():
+    from nanovisor.api.server import is_long
+
+    for method, target in [("GET", "/v1.44/events?since=1"), ("POST", "/containers/abc/attach?stream=1"),
+                           ("POST", "/v1.50/containers/abc/wait"), ("GET", "/containers/abc/logs?follow=1"),
+                           ("POST", "/exec/abc/start"), ("GET", "/images/busybox:latest/get"),
+                           ("PUT", "/containers/abc/archive?path=/")]:
+        assert is_long(method, target), target
+    for method, target in [("GET", "/v1.44/containers/json"), ("POST", "/containers/create"),
+                           ("POST", "/containers/abc/start"), ("DELETE", "/containers/abc?force=1"),
+                           ("GET", "/containers/abc/json")]:
+        assert not is_long(method, target), target
