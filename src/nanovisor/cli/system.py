@@ -118,18 +118,14 @@ def _go_bool(v: str) -> bool:
 def add_serve(p):
     p.add_argument("-H", "--host", action="append", default=[])
     p.add_argument("--insecure-registry", action="append", default=[])
-    # dockerd's TLS flags, names and defaults (see api/tls.py)
-    p.add_argument("--tls", nargs="?", const=True, default=None, type=_go_bool,
-                   help="use TLS on tcp hosts; implied by --tlsverify")
-    p.add_argument("--tlsverify", nargs="?", const=True, default=None, type=_go_bool,
-                   help="use TLS and accept only clients with a certificate signed by --tlscacert")
-    p.add_argument("--tlscacert", help="CA certificate (default: ~/.docker/ca.pem or $DOCKER_CERT_PATH/ca.pem)")
-    p.add_argument("--tlscert", help="server certificate (default: ~/.docker/cert.pem)")
-    p.add_argument("--tlskey", help="server key (default: ~/.docker/key.pem)")
-    p.add_argument("--insecure-tcp", action="store_true",
-                   help="allow plain HTTP (no authentication: root for anyone who reaches it) on non-loopback tcp hosts")
-    p.add_argument("--api-workers", type=int, default=None,
-                   help="short API requests served at once (default 8 per CPU, at least 16)")
+    # dockerd's TLS flags, names and defaults (see api/tls.py); help texts in helptext.py
+    p.add_argument("--tls", nargs="?", const=True, default=None, type=_go_bool)
+    p.add_argument("--tlsverify", nargs="?", const=True, default=None, type=_go_bool)
+    p.add_argument("--tlscacert")
+    p.add_argument("--tlscert")
+    p.add_argument("--tlskey")
+    p.add_argument("--insecure-tcp", action="store_true")
+    p.add_argument("--api-workers", type=int, default=None)
 
 
 def cmd_serve(args) -> int:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 
 def add_init(p):
-    p.add_argument("dir", help="directory for ca.pem, cert.pem, key.pem, server-cert.pem, server-key.pem, ca-key.pem")
-    p.add_argument("--host", action="append", default=[],
-                   help="a name or address clients use to reach the server (repeatable; localhost, 127.0.0.1 "
-                        "and this host's name are always included)")
-    p.add_argument("--days", type=int, default=1095, help="validity in days (default 1095)")
+    p.add_argument("dir")
+    p.add_argument("--host", action="append", default=[])
+    p.add_argument("--days", type=int, default=1095)
 
 
 def cmd_init(args) -> int:
