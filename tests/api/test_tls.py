@@ -121,7 +121,7 @@ def test_clients_without_a_certificate_from_the_ca_are_refused(tls_serve, certs,
     r = _docker(env, "ps")
     assert r.returncode != 0 and "certificate" in r.stderr.lower(), r.stderr
     r = _docker(_env(docker_env, DOCKER_HOST=f"tcp://127.0.0.1:{port}"), "ps")   # plain HTTP
-    assert r.returncode != 0
+    assert r.returncode != 0 and "Client sent an HTTP request to an HTTPS server" in r.stderr, r.stderr
     ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))              # TLS, no client cert
     with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
         with pytest.raises((ssl.SSLError, ConnectionError)):

@@ -253,6 +253,13 @@ class _Connection:
         if self.listener.tls is not None:
             self.sock.settimeout(HEAD_TIMEOUT)
             try:
+                first = self.sock.recv(1, socket.MSG_PEEK)
+                if first and first != b"\x16":  # not a TLS handshake record: answer as Go's server does
+                    self.sock.recv(65536)          # what was sent (unread data would turn close into RST)
+                    self.sock.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n"
+                                      b"Client sent an HTTP request to an HTTPS server.\n")
+                    self.sock.shutdown(socket.SHUT_WR)
+                    return False
                 self.sock = self.listener.tls.wrap_socket(self.sock, server_side=True)
             except (OSError, ssl.SSLError) as e:
                 log.info("TLS handshake with %s failed: %s", self.addr, e)

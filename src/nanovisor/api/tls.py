@@ -65,6 +65,9 @@ def server_context(opts: TLSOptions) -> ssl.SSLContext:
     """The server side: our certificate; with verify, only clients whose certificate the CA signed."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # dockerd's minimum too
+    # No TLS 1.3 session tickets: a hijacked connection reads and writes one SSL object from two threads,
+    # so the server should never write on its own after the handshake; docker clients do not resume anyway.
+    ctx.num_tickets = 0
     try:
         ctx.load_cert_chain(opts.cert, opts.key)
     except (OSError, ssl.SSLError) as e:
