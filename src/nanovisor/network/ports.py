@@ -109,7 +109,7 @@ def reserve(want: Want, taken: list[dict]) -> tuple[int, socket.socket]:
 def _bind(proto: str, host_ip: str, port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, PROTOS[proto])
     try:
-        if proto == "tcp":
+        if proto == "tcp" and port:  # an ephemeral pick (-P) needs no leniency: the kernel picks a free one
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((host_ip or "0.0.0.0", port))
         if proto == "tcp":
