@@ -50,7 +50,8 @@ from nanovisor import errors
 
 log = logging.getLogger("nanovisor.api")
 
-HEAD_TIMEOUT = 60.0       # seconds a worker waits for a request head (or a TLS handshake) once data arrived
+HEAD_TIMEOUT = 15.0  # seconds a worker waits for the rest of a request head (or a TLS handshake): a slow
+#                     client must not hold one of the bounded slots for long
 _WORKER_IDLE_EXIT = 30.0  # an idle worker thread exits after this many seconds
 _ACCEPT_BATCH = 128
 
