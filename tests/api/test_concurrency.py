@@ -167,7 +167,8 @@ def test_which_requests_leave_the_bounded_pool():
     for method, target in [("GET", "/v1.44/events?since=1"), ("POST", "/containers/abc/attach?stream=1"),
                            ("POST", "/v1.50/containers/abc/wait"), ("GET", "/containers/abc/logs?follow=1"),
                            ("POST", "/exec/abc/start"), ("GET", "/images/busybox:latest/get"),
-                           ("PUT", "/containers/abc/archive?path=/")]:
+                           ("PUT", "/containers/abc/archive?path=/"), ("POST", "/v1.44/auth"),
+                           ("GET", "/distribution/registry.local:5000/app:1/json")]:
         assert is_long(method, target), target
     for method, target in [("GET", "/v1.44/containers/json"), ("POST", "/containers/create"),
                            ("POST", "/containers/abc/start"), ("DELETE", "/containers/abc?force=1"),

@@ -9,8 +9,8 @@ Design (chosen by measurement with bench/api_concurrency.py; figures below):
 - A connection that becomes readable is handed to a bounded pool of worker threads (`workers`, default
   8 per CPU, at least 16) that serves one request and parks the connection back in the selector. The
   bound keeps short requests from fighting hundreds of others for the GIL; excess requests queue.
-- Long requests (attach, exec start, wait, logs/stats streams, events, stop/restart, build, pull/push,
-  load/save/export, archive up/download) give their pool slot back as soon as their route is known, and
+- Long requests (attach, exec start, wait, logs/stats streams, events, stop/restart, build, anything
+  that talks to a registry, load/save/export, archive up/download) give their pool slot back as soon as their route is known, and
   keep their thread: they mostly block on a container, a pipe or the client, and must not starve `ps` or
   `inspect` however many are open.
   Hijacked connections (attach/exec `Upgrade: tcp` -> 101) are served by hijack.run on that thread, as
@@ -63,9 +63,10 @@ _LONG = [(m, re.compile(p)) for m, p in [
     ("PUT", r"^/containers/[^/]+/archive$"),
     ("GET", r"^/events$"),
     ("POST", r"^/exec/[^/]+/start$"),
-    ("POST", r"^/(build|images/create|images/load)$"),
+    ("POST", r"^/(build|images/create|images/load|auth)$"),   # auth, search, distribution: a registry
     ("POST", r"^/images/.+/push$"),
-    ("GET", r"^/images/(.+/)?get$"),
+    ("GET", r"^/images/((.+/)?get|search)$"),
+    ("GET", r"^/distribution/.+/json$"),
 ]]
 _VERSION = re.compile(r"^/v[0-9.]+(?=/)")
 
