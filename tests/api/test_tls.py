@@ -84,6 +84,13 @@ def test_docker_cli_with_tls_env(tls_serve, certs, docker_env, image):
     assert (r.returncode, r.stdout) == (0, "over-tls\n"), r.stderr
     r = _docker(env, "run", "--rm", "-i", image, "sh", "-c", "cat; exit 3", input="piped\n")
     assert (r.returncode, r.stdout) == (3, "piped\n"), r.stderr       # stdin half-close over TLS
+    name = f"tls-exec-{os.getpid()}"
+    assert _docker(env, "run", "-d", "--name", name, image, "sleep", "600").returncode == 0
+    try:
+        r = _docker(env, "exec", "-i", name, "sh", "-c", "tr a-z A-Z", input="exec over tls\n")
+        assert (r.returncode, r.stdout) == (0, "EXEC OVER TLS\n"), r.stderr
+    finally:
+        _docker(env, "rm", "-f", name)
 
 
 def test_docker_cli_with_tls_flags(tls_serve, certs, docker_env):

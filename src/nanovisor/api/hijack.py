@@ -92,14 +92,16 @@ def run(conn: socket.socket, rfile: BinaryIO, wfile: BinaryIO, h: Hijack, upgrad
         log.debug("hijacked connection ended: %s", e)
     finally:
         done.set()
+        # socket.socket.shutdown, not conn.shutdown: on a TLS connection (an ssl.SSLSocket) the latter drops
+        # the SSL object under the stdin thread's feet; a bare FIN is a clean EOF for Go's TLS client.
         try:
-            conn.shutdown(socket.SHUT_WR)
+            socket.socket.shutdown(conn, socket.SHUT_WR)
         except OSError:
             pass
         if reader.is_alive():
             reader.join(_CLIENT_CLOSE_GRACE)
         try:
-            conn.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(conn, socket.SHUT_RDWR)
         except OSError:
             pass
         _quietly(session.close)
