@@ -82,6 +82,14 @@ def resize(req: Request) -> Response:
     return Empty(200)
 
 
+def update(req: Request) -> Response:
+    return JSON(req.engine.container_update(req.params["name"], req.json(required=True)))
+
+
+def changes(req: Request) -> Response:
+    return JSON(req.engine.container_changes(req.params["name"]))
+
+
 def prune(req: Request) -> Response:
     return JSON(req.engine.container_prune(filters=req.qfilters()))
 
@@ -106,6 +114,8 @@ def _routes():
         ("POST", c + "/unpause", unpause),
         ("GET", c + "/top", top),
         ("POST", c + "/resize", resize),
+        ("POST", c + "/update", update),
+        ("GET", c + "/changes", changes),
         ("POST", c + "/attach", io.attach),
         ("GET", c + "/logs", io.logs),
         ("GET", c + "/stats", io.stats),

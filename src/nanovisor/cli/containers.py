@@ -506,3 +506,42 @@ def cmd_healthcheck(args) -> int:
     health = engine_for(args).container_healthcheck(args.container)
     print(health["Status"])
     return 0 if health["Status"] == "healthy" else 1
+
+
+def add_update(p):
+    for flag in ("--memory", "-m"), ("--memory-swap",), ("--memory-reservation",), ("--cpus",), \
+            ("--cpuset-cpus",), ("--cpuset-mems",), ("--restart",):
+        p.add_argument(*flag)
+    for flag in ("--cpu-shares", "-c"), ("--cpu-period",), ("--cpu-quota",), ("--pids-limit",), ("--blkio-weight",):
+        p.add_argument(*flag, type=int)
+    p.add_argument("containers", nargs="+")
+
+
+def cmd_update(args) -> int:
+    from nanovisor.cli.runopts import _restart, _size
+
+    body = {"Memory": _size(args.memory), "MemoryReservation": _size(args.memory_reservation),
+            "NanoCpus": int(float(args.cpus) * 1e9) if args.cpus else 0, "CpusetCpus": args.cpuset_cpus or "",
+            "CpusetMems": args.cpuset_mems or "", "CpuShares": args.cpu_shares or 0,
+            "CpuPeriod": args.cpu_period or 0, "CpuQuota": args.cpu_quota or 0,
+            "PidsLimit": args.pids_limit, "BlkioWeight": args.blkio_weight or 0}
+    if args.memory_swap:
+        body["MemorySwap"] = -1 if args.memory_swap == "-1" else _size(args.memory_swap)
+    if args.restart:
+        body["RestartPolicy"] = _restart(args.restart)
+    engine = engine_for(args)
+
+    def one(ref: str) -> None:
+        engine.container_update(ref, body)
+        print(ref)
+    return for_each(args.containers, one)
+
+
+def add_diff(p):
+    p.add_argument("container")
+
+
+def cmd_diff(args) -> int:
+    for change in engine_for(args).container_changes(args.container):
+        print("CAD"[change["Kind"]], change["Path"])
+    return 0

@@ -24,12 +24,13 @@ VERBS = {
     "events": ("system", "cmd_events"), "pull": ("registry", "cmd_pull"), "push": ("registry", "cmd_push"),
     "login": ("registry", "cmd_login"), "logout": ("registry", "cmd_logout"), "port": ("networks", "cmd_port"),
     "build": ("build", "cmd_build"), "commit": ("build", "cmd_commit"),
+    "update": ("containers", "cmd_update"), "diff": ("containers", "cmd_diff"),
 }
 GROUPS = {  # `nanovisor container ls` etc.
     "container": {"ls": "ps", "list": "ps", "run": "run", "create": "create", "start": "start", "stop": "stop",
                   "kill": "kill", "restart": "restart", "rm": "rm", "logs": "logs", "wait": "wait",
                   "inspect": "inspect", "top": "top", "rename": "rename", "pause": "pause", "unpause": "unpause",
-                  "attach": "attach", "cp": "cp", "export": "export", "stats": "stats", "exec": "exec", "port": "port", "commit": "commit",
+                  "attach": "attach", "cp": "cp", "export": "export", "update": "update", "diff": "diff", "stats": "stats", "exec": "exec", "port": "port", "commit": "commit",
                   "prune": ("containers", "cmd_prune"), "cleanup": ("containers", "cmd_cleanup"),
                   "healthcheck": ("containers", "cmd_healthcheck")},
     "image": {"ls": "images", "list": "images", "rm": "rmi", "tag": "tag", "save": "save", "load": "load",

@@ -274,6 +274,18 @@ class Engine:
         c = self.get(ref)
         return stats(c, self.runtimes.get(c.runtime) if c.running else None)
 
+    def container_update(self, ref: str, body: dict) -> dict:
+        from nanovisor.engine.update import update_container
+
+        return update_container(self.lifecycle, ref, body)
+
+    def container_changes(self, ref: str) -> list[dict]:
+        from nanovisor.engine.changes import container_changes
+
+        c = self.get(ref)
+        return container_changes(self.paths.container_dir(c.id) / "upper",
+                                 self.images.layer_dirs(self.images.get(c.image_id)))
+
     def container_healthcheck(self, ref: str) -> dict:
         from nanovisor.engine.health import run_once
 

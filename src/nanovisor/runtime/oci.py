@@ -186,6 +186,10 @@ class OCIRuntime:
     def resume(self, cid: str) -> None:
         self._run("resume", cid)
 
+    def update(self, cid: str, resources: dict) -> None:
+        """New OCI linux.resources for a running container (`runc update --resources -`)."""
+        self._run("update", "--resources", "-", cid, input=json.dumps(resources).encode())
+
     def pids(self, cid: str) -> list[int]:
         proc = self._run("ps", "--format", "json", cid)
         return [int(p) for p in json.loads(proc.stdout or b"[]") or []]
