@@ -39,9 +39,28 @@ fi
 # The Debian registry package starts a service on :5000 we do not want; tests start their own.
 if systemctl is-active --quiet docker-registry 2>/dev/null; then systemctl disable --now docker-registry || true; fi
 
+# nano images (`nanovisor nano build --package ...`) resolve and unpack offline from a local .deb cache: fill it
+# now, while apt can reach its sources (the closure as on an empty system; apt skips what is already there).
+# Tests and benchmarks build nano/python, nano/redis, nginx-light and a Debian minbase-like base from it.
+NANO_DEBS=${NANO_DEBS:-/var/cache/nanovisor/debs}
+NANO_PACKAGES=(python3 redis-server nginx-light ca-certificates busybox-static
+  # the Priority: required set (what debootstrap --variant=minbase installs, plus apt)
+  apt base-files base-passwd bash bsdutils coreutils dash debconf debianutils diffutils dpkg e2fsprogs findutils
+  grep gzip hostname init-system-helpers libc-bin libpam-modules libpam-modules-bin libpam-runtime login mawk
+  mount ncurses-base ncurses-bin passwd perl-base sed sysvinit-utils tar tzdata util-linux)
+nano_fetch() {
+  mkdir -p "$NANO_DEBS/partial" && : > "$NANO_DEBS/.status-empty"
+  DEBIAN_FRONTEND=noninteractive apt-get -q -y --download-only --no-install-recommends \
+    -o Dir::State::status="$NANO_DEBS/.status-empty" -o Dir::Cache::archives="$NANO_DEBS" \
+    -o Debug::NoLocking=1 install "${NANO_PACKAGES[@]}" >/dev/null
+}
+nano_fetch || { apt-get update -qq && nano_fetch; }
+
 PY=${PYTHON:-python3}
 extras=""
 [[ "${1:-}" == "--test" ]] && extras="[test]"
 "$PY" -m pip install -q -e ".${extras}"
 # Byte-compile once: the CLI starts faster, also where PYTHONDONTWRITEBYTECODE is set.
 "$PY" -m compileall -q src >/dev/null
+# the cache's Packages index (apt reads the cache as a flat repository)
+"$PY" -m nanovisor.nano.debcache "$NANO_DEBS"

@@ -147,15 +147,82 @@ def cmd_serve(args) -> int:
 
 def add_nano_build(p):
     p.add_argument("-t", "--tag")
-    p.add_argument("what", choices=["busybox"])
+    p.add_argument("what", nargs="?", choices=["busybox"], help="the legacy busybox base image")
+    p.add_argument("--package", action="append", default=[], help="Debian package (repeatable)")
+    p.add_argument("--keep", action="append", default=[], help="path pattern kept despite the default drops")
+    p.add_argument("--drop", action="append", default=[], help="path pattern dropped too")
+    p.add_argument("--shell", action="store_true", help="add busybox as /bin/sh and applets")
+    p.add_argument("--cache", help="directory of .debs to build from (default /var/cache/nanovisor/debs)")
 
 
 def cmd_nano_build(args) -> int:
-    from nanovisor.nano.busybox import build
+    from nanovisor.errors import InvalidParameter
 
     engine = engine_for(args)
-    image = build(engine.images, ref=args.tag or "nano/busybox:latest")
-    print(image.id)
+    if args.what == "busybox":
+        from nanovisor.nano.busybox import build
+
+        image = build(engine.images, ref=args.tag or "nano/busybox:latest")
+        print(image.id)
+        return 0
+    if not args.package:
+        raise InvalidParameter("nano build: give --package PKG (repeatable) or `busybox`")
+    from pathlib import Path
+
+    from nanovisor.nano.build import BuildOptions
+    from nanovisor.nano.build import build as nano_build
+    from nanovisor.nano.debcache import DEFAULT_CACHE
+
+    opts = BuildOptions(packages=args.package, tag=args.tag, keep=args.keep, drop=args.drop, shell=args.shell,
+                        cache=Path(args.cache) if args.cache else DEFAULT_CACHE)
+    result = nano_build(engine.images, opts)
+    print(f"{len(result.packages)} packages, {human_size(result.size)} kept, {human_size(result.dropped)} "
+          f"dropped", file=sys.stderr)
+    print(result.image.id)
+    return 0
+
+
+def add_nano_fetch(p):
+    p.add_argument("--package", action="append", default=[], required=True)
+    p.add_argument("--cache", help="directory of .debs (default /var/cache/nanovisor/debs)")
+
+
+def cmd_nano_fetch(args) -> int:
+    """Fills the package cache (needs apt's network sources); builds then work offline."""
+    from pathlib import Path
+
+    from nanovisor.nano.debcache import DEFAULT_CACHE
+    from nanovisor.nano.resolve import fetch
+
+    debs = fetch(args.package, Path(args.cache) if args.cache else DEFAULT_CACHE)
+    print(f"{len(debs)} packages in the cache")
+    return 0
+
+
+def add_nano_slim(p):
+    p.add_argument("image")
+    p.add_argument("-t", "--tag", required=True)
+    p.add_argument("--probe", action="append", default=[], help="command run in the container (shell words)")
+    p.add_argument("--http-probe", action="append", default=[], type=int, metavar="PORT",
+                   help="GET / on this container port must answer")
+    p.add_argument("--keep", action="append", default=[], help="path kept even if never opened")
+    p.add_argument("--wait", type=float, default=2.0, help="seconds the command runs before the probes")
+    p.add_argument("--report", help="write the JSON report here too")
+
+
+def cmd_nano_slim(args) -> int:
+    from nanovisor.nano.slim import SlimOptions, slim
+
+    report = slim(engine_for(args), SlimOptions(image=args.image, tag=args.tag, probes=args.probe,
+                                                http_probes=args.http_probe, keep=args.keep, wait=args.wait))
+    text = json.dumps(report, indent=2)
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write(text + "\n")
+    kept, removed = report["kept"], report["removed"]
+    print(f"kept {kept['files']} files, {human_size(kept['bytes'])}; removed {removed['files']} files, "
+          f"{human_size(removed['bytes'])}", file=sys.stderr)
+    print(report["image"])
     return 0
 
 
