@@ -14,3 +14,10 @@ def make_store(root: Path) -> ImageStore:
     for d in (paths.root, paths.blobs, paths.layers, paths.tmp):
         d.mkdir(parents=True, exist_ok=True)
     return ImageStore(paths, Database(paths.db))
+
+
+def nano(root: Path, *args: str, timeout: float = 300):
+    """`nanovisor --root ROOT nano ARGS` as a user runs it."""
+    from nvtest import run_cli
+
+    return run_cli(root, "nano", *args, timeout=timeout)

@@ -187,6 +187,7 @@ class Closure:
         self.root = root
         self.keep: set[str] = set()
         self._elf_done: set[str] = set()
+        self._trees: set[str] = set()
 
     def add(self, rel: str) -> str | None:
         links: set[str] = set()
@@ -234,14 +235,14 @@ class Closure:
         for i, part in enumerate(parts[:-1]):
             if part in ("site-packages", "dist-packages") and i + 2 < len(parts):
                 pkg = "/".join(parts[:i + 2])
-                if pkg + "/" not in self.keep:
-                    self.keep.add(pkg + "/")
+                if pkg not in self._trees and (self.root / pkg).is_dir():
+                    self._trees.add(pkg)
                     self.add_tree(pkg)
                 return
             if part.startswith("python3") and parts[i - 1] == "lib" and i + 1 < len(parts):
                 enc = "/".join(parts[:i + 1]) + "/encodings"
-                if enc + "/" not in self.keep and (self.root / enc).is_dir():
-                    self.keep.add(enc + "/")
+                if enc not in self._trees and (self.root / enc).is_dir():
+                    self._trees.add(enc)
                     self.add_tree(enc)
 
 
