@@ -37,6 +37,11 @@ ETC_FILES = ["etc/passwd", "etc/group", "etc/nsswitch.conf", "etc/host.conf", "e
              "etc/protocols", "etc/localtime", "etc/mime.types", "etc/os-release", "usr/lib/os-release",
              "etc/ssl/certs/ca-certificates.crt", "etc/ssl/openssl.cnf", "usr/lib/ssl/openssl.cnf",
              "usr/lib/ssl/cert.pem", "usr/lib/ssl/certs", "usr/share/nano/sbom.spdx.json"]
+# codecs Python looks up lazily (host names, bytes literals, Windows/ISO text): the whole encodings package
+# is 1.7 MB; `--keep usr/lib/python3.11/encodings` keeps all of it
+LAZY_CODECS = ["__init__", "aliases", "ascii", "latin_1", "utf_8", "utf_8_sig", "utf_16", "utf_16_le",
+               "utf_16_be", "utf_32", "idna", "punycode", "unicode_escape", "raw_unicode_escape", "cp1252",
+               "iso8859_1", "iso8859_15", "charmap", "base64_codec", "hex_codec"]
 SKIP_PREFIXES = ("proc/", "sys/", "dev/")
 
 
@@ -203,8 +208,11 @@ class Closure:
         return final
 
     def add_tree(self, rel: str) -> None:
+        """Every file below rel, except byte-code caches (kept only where a run used them: the source is
+        enough to import the rest)."""
         top = self.root / rel
-        for dirpath, _, filenames in os.walk(top):
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
             for n in filenames:
                 self.add(os.path.relpath(os.path.join(dirpath, n), self.root))
 
@@ -232,6 +240,9 @@ class Closure:
 
     def _python(self, rel: str) -> None:
         parts = rel.split("/")
+        if len(parts) > 2 and parts[-2] == "__pycache__" and rel.endswith(".pyc"):
+            # a cached module is used only next to its source (PEP 3147): keep the .py too
+            self.add("/".join(parts[:-2] + [parts[-1].split(".")[0] + ".py"]))
         for i, part in enumerate(parts[:-1]):
             if part in ("site-packages", "dist-packages") and i + 2 < len(parts):
                 pkg = "/".join(parts[:i + 2])
@@ -241,9 +252,11 @@ class Closure:
                 return
             if part.startswith("python3") and parts[i - 1] == "lib" and i + 1 < len(parts):
                 enc = "/".join(parts[:i + 1]) + "/encodings"
-                if enc not in self._trees and (self.root / enc).is_dir():
+                if enc not in self._trees:
                     self._trees.add(enc)
-                    self.add_tree(enc)
+                    for name in LAZY_CODECS:
+                        self.add(f"{enc}/{name}.py")
+                return
 
 
 def _observed(paths: Iterable[str], host_root: str) -> list[str]:
