@@ -77,9 +77,9 @@ class Router:
 
 def default_router() -> Router:
     """Every resource module contributes its ROUTES table."""
-    from nanovisor.api import build, containers, exec, images, networks, swarm, system, volumes
+    from nanovisor.api import build, containers, exec, images, nano, networks, swarm, system, volumes
 
     router = Router()
-    for module in (system, containers, exec, images, volumes, networks, build, swarm):
+    for module in (system, containers, exec, images, volumes, networks, build, swarm, nano):
         router.add_table(module.ROUTES)
     return router
