@@ -59,6 +59,7 @@ APT_PYTHON = ("echo 'deb [trusted=yes] file:/debs ./' > /tmp/nano.list && "
               "-o Dir::Etc::sourceparts=- install --no-install-recommends python3 >/dev/null && "
               "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/nano.list")
 IMPORTS = "import json, ssl, sqlite3, http.server"
+OPENS = "for _ in range(20000): open('/etc/passwd').close()"
 
 
 def nv(root: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -135,7 +136,7 @@ def serves(root: Path, image: str) -> bool:
         nv(root, "rm", "-f", "probe", check=False)
 
 
-def trace_cost(root: Path, runs: int) -> dict[str, float]:
+def trace_cost(root: Path, runs: int, code: str) -> dict[str, float]:
     """Python start-up with imports in nano/python's tree (chroot on a scratch tmpfs), plain, watched by
     fanotify (a filesystem mark on that tmpfs), and under strace -f (ptrace, file syscalls only)."""
     from nanovisor.nano.fanotify import FileWatch
@@ -146,7 +147,7 @@ def trace_cost(root: Path, runs: int) -> dict[str, float]:
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=True)
     try:
         subprocess.run(["cp", "-a", f"{layer}/.", str(mnt)], check=True)
-        argv = ["chroot", str(mnt), "/usr/bin/python3", "-c", IMPORTS]
+        argv = ["chroot", str(mnt), "/usr/bin/python3", "-c", code]
 
         def once(cmd: list[str]) -> float:
             t = time.monotonic()
@@ -214,10 +215,11 @@ def main() -> None:
         print(f"  app/web-slim     {mb(sizes['app/web-slim'])}  = 1/{ratio:.1f} of app/web (target <= 1/10), "
               f"serving: {serves(root, 'app/web-slim')}; slim took {slim_s:.1f} s, kept "
               f"{report['kept']['files']} files, removed {report['removed']['files']}")
-        cost = trace_cost(root, max(args.runs, 9))
-        print(f"observation cost, python3 -c '{IMPORTS}' (median of {max(args.runs, 9)}, interleaved):")
-        print(f"  plain {cost['plain'] * 1000:6.1f} ms   fanotify {cost['fanotify'] * 1000:6.1f} ms   "
-              f"strace/ptrace {cost['strace'] * 1000:6.1f} ms   ({cost['files_seen']} files seen by fanotify)")
+        for code in (IMPORTS, OPENS):
+            cost = trace_cost(root, max(args.runs, 9), code)
+            print(f"observation cost, python3 -c \"{code}\" (median of {max(args.runs, 9)}, interleaved):")
+            print(f"  plain {cost['plain'] * 1000:6.1f} ms   fanotify {cost['fanotify'] * 1000:6.1f} ms   "
+                  f"strace/ptrace {cost['strace'] * 1000:6.1f} ms   ({cost['files_seen']} files seen by fanotify)")
     finally:
         teardown(root)
 

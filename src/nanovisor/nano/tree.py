@@ -34,6 +34,9 @@ DEFAULT_DROP = [
     "etc/systemd/*", "etc/init.d/*", "etc/init/*", "etc/logrotate.d/*", "etc/cron.*", "etc/apt/*",
     "etc/dpkg/*", "var/lib/dpkg/*", "var/lib/apt/*", "var/cache/apt/*", "var/cache/debconf/*",
     "etc/ufw/*", "etc/default/*", "usr/share/ca-certificates/*", "usr/sbin/update-ca-certificates",
+    # Tk's Python side, unusable without _tkinter (another package): IDLE, turtle and their demos
+    "usr/lib/python3*/idlelib/*", "usr/lib/python3*/tkinter/*", "usr/lib/python3*/turtledemo/*",
+    "usr/lib/python3*/turtle.py",
     # glibc's iconv modules for legacy charsets (UTF-8, ASCII and Latin-1 are built in): 8 MB
     "usr/lib/*/gconv/*",
 ]
