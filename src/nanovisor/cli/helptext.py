@@ -73,6 +73,7 @@ VERB_HELP = {
     "nano build": "Build a nano image",
     "nano slim": "Slim an image down to the files its program uses",
     "tls init": "Make a CA, a server and a client certificate in DIR (ca.pem, cert.pem, key.pem, server-*.pem)",
+    "nano fetch": "Download Debian packages (and their dependencies) into the local package cache",
     "network ls": "List networks",
     "network inspect": "Display detailed information on one or more networks",
     "network create": "Create a network",

@@ -183,7 +183,8 @@ def cmd_nano_build(args) -> int:
 
 
 def add_nano_fetch(p):
-    p.add_argument("--package", action="append", default=[], required=True)
+    p.add_argument("--package", action="append", default=[], required=True,
+                   help="Debian package to download with its dependencies (repeatable)")
     p.add_argument("--cache", help="directory of .debs (default /var/cache/nanovisor/debs)")
 
 
