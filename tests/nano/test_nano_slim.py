@@ -89,6 +89,7 @@ def test_report_and_sizes(docker, web_app, slimmed):
     sizes = {i["RepoTags"][0]: i["Size"] for i in json.loads(docker("image", "inspect", "app/web",
                                                                     "app/web-slim").stdout)}
     assert sizes["app/web-slim:latest"] * 3 < sizes["app/web:latest"]
+    assert slimmed["size"] == {"original": sizes["app/web:latest"], "slim": sizes["app/web-slim:latest"]}
     assert slimmed["kept"]["bytes"] < slimmed["removed"]["bytes"]
     files = set(slimmed["files"])
     assert {"app/app.py", "usr/bin/python3.11", "usr/lib/x86_64-linux-gnu/libc.so.6", "etc/passwd"} <= files

@@ -220,9 +220,10 @@ def cmd_nano_slim(args) -> int:
     if args.report:
         with open(args.report, "w") as f:
             f.write(text + "\n")
-    kept, removed = report["kept"], report["removed"]
+    kept, removed, size = report["kept"], report["removed"], report["size"]
     print(f"kept {kept['files']} files, {human_size(kept['bytes'])}; removed {removed['files']} files, "
-          f"{human_size(removed['bytes'])}", file=sys.stderr)
+          f"{human_size(removed['bytes'])}; image {human_size(size['original'])} -> {human_size(size['slim'])}",
+          file=sys.stderr)
     print(report["image"])
     return 0
 

@@ -3,9 +3,10 @@
 traced program runs unmodified and at full speed; shared libraries are opened before they are mapped, and
 an exec'd binary and its ELF interpreter are reported as FAN_OPEN_EXEC).
 
-Why fanotify rather than ptrace: ptrace stops the program at every system call (measured in
-bench/nano_sizes.py) and must be attached before the first exec; a filesystem mark sees every process of
-the container, exec probes included, without touching them."""
+Why fanotify rather than ptrace: ptrace stops the program at every system call and must be attached
+before the first exec; a filesystem mark sees every process of the container, exec probes included,
+without stopping them. Measured (bench/nano_sizes.py, a Python loop of 20,000 open/close): fanotify
++29 %, strace -f 13x the plain run."""
 
 from __future__ import annotations
 

@@ -400,7 +400,9 @@ def slim(engine, opts: SlimOptions) -> dict:
         store.remove(slim_image.id, force=True)
         raise
     store.tag(slim_image.id, opts.tag)
-    report.update(image=slim_image.id, tag=opts.tag, files=kept, seconds=round(time.monotonic() - started, 2))
+    report.update(image=slim_image.id, tag=opts.tag, files=kept, seconds=round(time.monotonic() - started, 2),
+                  size={"original": engine.image_inspect(image.id)["Size"],
+                        "slim": engine.image_inspect(slim_image.id)["Size"]})
     return report
 
 
