@@ -11,10 +11,11 @@ from nanovisor import API_VERSION, errors
 from nanovisor.api import stdcopy
 from nanovisor.api.body import BodyReader
 from nanovisor.api.errors import RouteNotFound, error_status
-from nanovisor.api.hijack import DetachMatcher, header, parse_detach_keys
+from nanovisor.api.hijack import DetachMatcher, header
 from nanovisor.api.request import parse_filters
 from nanovisor.api.router import default_router, split_version
 from nanovisor.api.server import parse_host
+from nanovisor.engine.detachkeys import parse_detach_keys
 from nanovisor.images.registry.errors import Unauthorized
 
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 from nanovisor import errors
 from nanovisor.api import stdcopy
-from nanovisor.api.hijack import parse_detach_keys
 from nanovisor.api.request import Request
 from nanovisor.api.responses import (
     JSON,
@@ -23,6 +22,7 @@ from nanovisor.api.responses import (
     dumps,
 )
 from nanovisor.api.router import version_at_least
+from nanovisor.engine.detachkeys import parse_detach_keys
 
 STATS_INTERVAL = 1.0  # seconds between samples, as dockerd's collector
 _ZERO_TIME = "0001-01-01T00:00:00Z"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from nanovisor.api.hijack import parse_detach_keys
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON, Empty, Hijack, Response
+from nanovisor.engine.detachkeys import parse_detach_keys
 
 
 def create(req: Request) -> Response:
@@ -16,14 +16,16 @@ def start(req: Request) -> Response | Hijack:
     body = req.json()
     exec_id = req.params["id"]
     detach = bool(body.get("Detach"))
-    stdin = bool(req.engine.exec_inspect(exec_id).get("OpenStdin")) and not detach
+    info = req.engine.exec_inspect(exec_id)
+    stdin = bool(info.get("OpenStdin")) and not detach
+    keys = parse_detach_keys(info.get("DetachKeys") or None)  # checked before the process starts
     session = req.engine.exec_start(exec_id, detach=detach, tty=body.get("Tty"))
     if session is None:
         return Empty(200)
     size = body.get("ConsoleSize")
     if isinstance(size, list) and len(size) == 2 and all(size):
         session.resize(int(size[0]), int(size[1]))
-    return Hijack(session, stdin=stdin, detach_keys=parse_detach_keys(None))
+    return Hijack(session, stdin=stdin, detach_keys=keys)
 
 
 def resize(req: Request) -> Response:

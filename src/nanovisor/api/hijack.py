@@ -14,31 +14,13 @@ import socket
 import threading
 from typing import BinaryIO
 
-from nanovisor import errors
 from nanovisor.api import stdcopy
 from nanovisor.api.responses import MUX_STREAM, RAW_STREAM, Hijack
 from nanovisor.api.router import version_at_least
 
 log = logging.getLogger("nanovisor.api")
 
-DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 _CLIENT_CLOSE_GRACE = 5.0  # seconds to wait for the client's FIN after ours before closing hard
-
-
-def parse_detach_keys(spec: str | None) -> bytes:
-    """moby's term.ToBytes: "ctrl-p,ctrl-q" -> b"\\x10\\x11"; single characters stand for themselves."""
-    spec = spec or DEFAULT_DETACH_KEYS
-    out = bytearray()
-    for key in spec.split(","):
-        k = key.strip().lower()
-        if len(k) == 1:
-            out.append(ord(key.strip()))
-        elif k.startswith("ctrl-") and len(k) == 6 and (k[5].isalpha() or k[5] in "@[\\]^_"):
-            ch = k[5]
-            out.append(ord(ch) - ord("a") + 1 if ch.isalpha() else ord(ch) - 64)
-        else:
-            raise errors.InvalidParameter(f"Invalid escape keys ({key}) provided")
-    return bytes(out)
 
 
 class DetachMatcher:
@@ -145,7 +127,7 @@ def _copy_input(rfile: BinaryIO, h: Hijack, done: threading.Event) -> None:
                 writable = False
             if detached:
                 log.debug("detach keys received")
-                _quietly(session.close)
+                _quietly(getattr(session, "detach", session.close))
                 return
     except (OSError, ValueError):
         pass

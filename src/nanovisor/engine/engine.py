@@ -23,7 +23,7 @@ from nanovisor.engine.lifecycle import Lifecycle
 from nanovisor.engine.logs import LogReader
 from nanovisor.engine.streams import AttachSession
 from nanovisor.engine.volumes import VolumeStore
-from nanovisor.errors import Conflict, InvalidParameter, NotFound
+from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotFound
 from nanovisor.images.store import ImageStore
 from nanovisor.paths import Paths
 from nanovisor.runtime.registry import RuntimeRegistry
@@ -159,7 +159,15 @@ class Engine:
         return out
 
     def container_start(self, ref: str, attached: bool = False) -> None:
-        self.lifecycle.start(ref, attached)
+        """A --rm container that fails to start is removed, as dockerd does (a client waiting for its removal
+        would otherwise wait forever)."""
+        try:
+            self.lifecycle.start(ref, attached)
+        except NanovisorError:
+            c = self.containers.find(ref)
+            if c is not None and c.host_config.get("AutoRemove") and not c.running:
+                self.lifecycle.remove(c, force=True, volumes=True)
+            raise
 
     def watch(self, c: Container) -> None:
         """In a long-lived process: notice the exit at once (pidfd) and reap; run the healthcheck."""
@@ -195,19 +203,19 @@ class Engine:
         c = self.get(ref)
         seq = c.state.get("_StartSeq", 0)
         running_now = c.running
+        since_ns = time.time_ns()
+        # the run whose exit ends the wait: the current one, or (stopped, or restarting: moby counts a
+        # restarting container as running) the next; a restart policy restarting it does not hide that exit
+        restarting = c.state["Status"] == "restarting"
+        target = seq if running_now else seq + 1
 
         def done(fresh: Container | None) -> dict | None:
             if fresh is None:  # auto-removed: its last exit code lives on in the die event
                 return {"StatusCode": self._last_exit_code(c), "Error": None}
             if condition == "removed":
                 return None
-            if condition == "next-exit":
-                target = seq if running_now else seq + 1
-                if fresh.state.get("_ReapedSeq", 0) >= target and not fresh.running:
-                    return _wait_result(fresh)
-                return None
-            if not fresh.running and fresh.state["Status"] != "restarting":
-                return _wait_result(fresh)
+            if fresh.state.get("_ReapedSeq", 0) >= target:
+                return _wait_result(fresh, self._last_exit_code(fresh, since_ns))
             return None
 
         def wait() -> dict:
@@ -227,14 +235,19 @@ class Engine:
                     self.lifecycle.reconcile(fresh)  # in case nobody watches it (started elsewhere)
                 self.containers.wait_change(0.05)
 
-        if condition == "not-running" and not running_now and c.state["Status"] != "restarting":
+        if condition == "not-running" and not running_now and not restarting:
             result = _wait_result(c)
             return lambda: result
         return wait
 
-    def _last_exit_code(self, c: Container) -> int:
-        row = self.db.query_one("SELECT attributes FROM events WHERE actor_id = ? AND action = 'die' "
-                                "ORDER BY seq DESC LIMIT 1", (c.id,))
+    def _last_exit_code(self, c: Container, since_ns: int = 0) -> int:
+        """The exit code of the container's last exit, or with since_ns of its first exit after that time."""
+        if since_ns:
+            row = self.db.query_one("SELECT attributes FROM events WHERE actor_id = ? AND action = 'die' AND "
+                                    "time_nano >= ? ORDER BY seq LIMIT 1", (c.id, since_ns))
+        else:
+            row = self.db.query_one("SELECT attributes FROM events WHERE actor_id = ? AND action = 'die' "
+                                    "ORDER BY seq DESC LIMIT 1", (c.id,))
         if row is None:
             return c.state.get("ExitCode", 0)
         from nanovisor.store.db import loads
@@ -315,6 +328,12 @@ class Engine:
     def container_attach(self, ref: str, stdin: bool = False, stdout: bool = True, stderr: bool = True,
                          logs: bool = False, stream: bool = True) -> AttachSession:
         c = self.get(ref)
+        if logs:
+            from nanovisor.engine.replay import LogsThenLive
+
+            lines = self.container_logs(c.id, stdout=stdout, stderr=stderr)
+            live = self.container_attach(c.id, stdin, stdout, stderr) if stream else None
+            return LogsThenLive(lines, live, bool(c.config.get("Tty")))
         session = AttachSession(self.paths.bundle_dir(c.id), bool(c.config.get("Tty")),
                                 stdin and bool(c.config.get("OpenStdin")), stdout, stderr)
         if c.running:
@@ -655,9 +674,10 @@ class Engine:
         return self.event_log.read(since, until, event_matcher(filters or {}))
 
 
-def _wait_result(c: Container) -> dict:
+def _wait_result(c: Container, code: int | None = None) -> dict:
     err = c.state.get("Error") or ""
-    return {"StatusCode": c.state.get("ExitCode", 0), "Error": {"Message": err} if err else None}
+    return {"StatusCode": c.state.get("ExitCode", 0) if code is None else code,
+            "Error": {"Message": err} if err else None}
 
 
 def _du(path: Path) -> int:

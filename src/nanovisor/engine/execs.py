@@ -38,9 +38,16 @@ def create(engine, container, body: dict) -> dict:
     if container.state.get("Paused"):
         raise Conflict(f"Container {container.id} is paused, unpause the container before exec")
     exec_id = secrets.token_hex(32)
-    config = {k: body.get(k) for k in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "Env", "User",
-                                       "WorkingDir", "Privileged", "DetachKeys", "ConsoleSize")}
+    # Go's JSON decoding matches field names case-insensitively, and clients rely on it (docker-py sends
+    # "detachKeys"): so does this
+    by_lower = {k.lower(): v for k, v in body.items()}
+    config = {k: by_lower.get(k.lower()) for k in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "Env",
+                                                   "User", "WorkingDir", "Privileged", "DetachKeys", "ConsoleSize")}
     config["Cmd"] = cmd
+    if config.get("DetachKeys"):
+        from nanovisor.engine.detachkeys import parse_detach_keys
+
+        parse_detach_keys(config["DetachKeys"])  # a bad sequence is a 400 here, not at start
     state = {"Running": False, "ExitCode": None, "Pid": 0, "Started": False}
     engine.db.execute("INSERT INTO execs (id, container_id, config, state) VALUES (?,?,?,?)",
                       (exec_id, container.id, dumps(config), dumps(state)))

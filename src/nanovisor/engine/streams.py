@@ -79,6 +79,9 @@ class AttachSession:
     def resize(self, height: int, width: int) -> None:
         resize_conmon(self.bundle, height, width)
 
+    def detach(self) -> None:
+        self.close()  # conmon keeps the container and its stdio; only this client leaves
+
     def close(self) -> None:
         self._closed = True
         self._connected.set()
@@ -116,6 +119,10 @@ class ExecSession:
         self._sel = selectors.DefaultSelector()
         self._open: set[int] = set()
         self.exit_code: int | None = None
+        self._detached = False
+        # a byte on this pipe wakes read() when the client detaches (closing a selected fd does not)
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         argv = argv_for_console(None)
         if tty:
             import pty
@@ -145,6 +152,9 @@ class ExecSession:
     def read(self) -> tuple[int, bytes] | None:
         while self._open:
             for key, _ in self._sel.select():
+                if key.data is None:  # detached: the process runs on, its output is drained unseen
+                    threading.Thread(target=self._drain, name="exec-drain", daemon=True).start()
+                    return None
                 fd = key.fd if isinstance(key.fileobj, int) else key.fileobj.fileno()
                 try:
                     data = os.read(fd, 65536)
@@ -199,13 +209,34 @@ class ExecSession:
                 self.on_exit(self.exit_code)
         return self.exit_code
 
-    def close(self) -> None:
+    def detach(self) -> None:
+        """The client leaves (its detach keys); the process keeps running, as with dockerd."""
+        self._detached = True
+        os.write(self._wake_w, b"x")
+
+    def _drain(self) -> None:
+        self._sel.unregister(self._wake_r)
+        while self.read() is not None:
+            pass
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         if self.master is not None:
             try:
                 os.close(self.master)
             except OSError:
                 pass
             self.master = None
+
+    def close(self) -> None:
+        if self._detached:
+            return  # the drain thread ends the session when the process does
+        self._close_fds()
         if self.proc.poll() is None:
             self.proc.kill()
         self.wait()
