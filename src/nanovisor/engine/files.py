@@ -16,9 +16,15 @@ from nanovisor.errors import InvalidParameter, NotFound
 
 def _locate(engine, c, path: str) -> tuple[Path, str]:
     """(host directory acting as '/', path below it) for a path inside the container."""
+    root, inner, _ = _locate_mount(engine, c, path)
+    return root, inner
+
+
+def _locate_mount(engine, c, path: str) -> tuple[Path, str, dict | None]:
+    """_locate, and the volume or bind mount point the path is in (None: the rootfs)."""
     if not path:
         raise InvalidParameter("Path cannot be empty")
-    clean = posixpath.normpath("/" + path)
+    clean = posixpath.normpath("/" + path.lstrip("/"))  # (normpath keeps a leading "//")
     best = None
     for p in c.spec.get("MountPoints") or []:
         dest = p["Destination"]
@@ -27,9 +33,9 @@ def _locate(engine, c, path: str) -> tuple[Path, str]:
                 best = p
     if best is not None:
         rest = clean[len(best["Destination"]):] or "/"
-        return Path(best["Source"]), rest
+        return Path(best["Source"]), rest, best
     rootfs = engine.lifecycle.mount_rootfs(c)
-    return rootfs, clean
+    return rootfs, clean, None
 
 
 def _keep_trailing(original: str, resolved: str) -> str:
@@ -64,11 +70,11 @@ def get_archive(engine, c, path: str) -> tuple[dict, Iterator[bytes]]:
 def put_archive(engine, c, path: str, stream: BinaryIO) -> None:
     from nanovisor.images.unpack import extract_into
 
-    if c.host_config.get("ReadonlyRootfs"):
-        root, inner = _locate(engine, c, path)
-        if root == engine.paths.container_dir(c.id) / "merged":
-            raise InvalidParameter("container rootfs is marked read-only")
-    root, inner = _locate(engine, c, path)
+    root, inner, mount = _locate_mount(engine, c, path)
+    if mount is None and c.host_config.get("ReadonlyRootfs"):
+        raise InvalidParameter("container rootfs is marked read-only")
+    if mount is not None and not mount.get("RW", True):
+        raise InvalidParameter("mounted volume is marked read-only")
     extract_into(str(root), stream, inner)
 
 

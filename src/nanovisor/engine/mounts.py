@@ -41,12 +41,15 @@ def resolve_mounts(host_config: dict, image_volumes: dict | None, volumes: Volum
     """Returns inspect-shaped mount points; creates named/anonymous volumes that do not exist yet."""
     points: dict[str, dict] = {}
 
-    def volume_point(name: str, dest: str, rw: bool, nocopy: bool, spec: str) -> dict:
+    def volume_point(name: str, dest: str, rw: bool, nocopy: bool, spec: str, subpath: str = "") -> dict:
         created = not name or not volumes.exists(name)
         info = volumes.create(name or None)
-        return {"Type": "volume", "Name": info["Name"], "Source": info["Mountpoint"], "Destination": dest,
-                "Driver": "local", "Mode": "", "RW": rw, "Propagation": "", "_Anonymous": not name,
-                "_CopyUp": created and not nocopy}
+        point = {"Type": "volume", "Name": info["Name"], "Source": info["Mountpoint"], "Destination": dest,
+                 "Driver": "local", "Mode": "", "RW": rw, "Propagation": "", "_Anonymous": not name,
+                 "_CopyUp": created and not nocopy and not subpath}
+        if subpath:
+            point["_Subpath"] = _check_subpath(subpath)
+        return point
 
     for spec in host_config.get("Binds") or []:
         src, dest, opts = _parse_bind(spec)
@@ -56,7 +59,8 @@ def resolve_mounts(host_config: dict, image_volumes: dict | None, volumes: Volum
             raise InvalidParameter(f"invalid mode: {','.join(unknown)}")
         rw = "ro" not in opts
         if src.startswith("/"):
-            Path(src).mkdir(parents=True, exist_ok=True)  # -v creates a missing host dir, as Docker does
+            if not os.path.lexists(src):  # -v creates a missing host dir, as Docker does (a file binds as is)
+                Path(src).mkdir(parents=True, exist_ok=True)
             points[dest] = {"Type": "bind", "Source": os.path.normpath(src), "Destination": dest,
                             "Mode": ",".join(o for o in opts if o not in ("ro", "rw")), "RW": rw,
                             "Propagation": next((o for o in opts if "private" in o or "shared" in o
@@ -78,8 +82,9 @@ def resolve_mounts(host_config: dict, image_volumes: dict | None, volumes: Volum
                             "RW": rw, "Propagation": (m.get("BindOptions") or {}).get("Propagation")
                             or "rprivate"}
         elif kind == "volume":
-            nocopy = bool((m.get("VolumeOptions") or {}).get("NoCopy"))
-            points[dest] = volume_point(m.get("Source") or "", dest, rw, nocopy, target)
+            vopts = m.get("VolumeOptions") or {}
+            points[dest] = volume_point(m.get("Source") or "", dest, rw, bool(vopts.get("NoCopy")), target,
+                                        vopts.get("Subpath") or "")
         elif kind == "tmpfs":
             opts = m.get("TmpfsOptions") or {}
             points[dest] = {"Type": "tmpfs", "Source": "", "Destination": dest, "Mode": "", "RW": rw,
@@ -95,6 +100,27 @@ def resolve_mounts(host_config: dict, image_volumes: dict | None, volumes: Volum
     return list(points.values())
 
 
+def _check_subpath(subpath: str) -> str:
+    """VolumeOptions.Subpath (API 1.45): relative, and never leaving the volume by '..'."""
+    clean = os.path.normpath(subpath)
+    if os.path.isabs(subpath) or clean == ".." or clean.startswith("../"):
+        raise InvalidParameter(f"invalid mount config: subpath must be a relative path within the volume: "
+                               f"{subpath}")
+    return clean
+
+
+def _subpath_source(p: dict) -> str:
+    """The directory inside the volume a Subpath names, resolved at start (it may be made after create) and
+    inside the volume: a symlink in the volume cannot point the mount at the host's files."""
+    from nanovisor.runtime.users import scoped_path
+
+    source = scoped_path(p["Source"], p["_Subpath"])
+    if not os.path.exists(source):
+        raise InvalidParameter(f"cannot access path {source}: no such file or directory (volume subpath "
+                               f"{p['_Subpath']} of {p.get('Name', '')})")
+    return source
+
+
 def oci_mounts(points: list[dict]) -> list[dict]:
     """The OCI runtime mounts for stored mount points (HostConfig.Tmpfs is the spec builder's)."""
     out = []
@@ -108,7 +134,8 @@ def oci_mounts(points: list[dict]) -> list[dict]:
             out.append({"destination": p["Destination"], "type": "tmpfs", "source": "tmpfs", "options": opts})
         else:
             opts = ["rbind", p.get("Propagation") or "rprivate", "rw" if p["RW"] else "ro"]
-            out.append({"destination": p["Destination"], "type": "bind", "source": p["Source"], "options": opts})
+            source = _subpath_source(p) if p.get("_Subpath") else p["Source"]
+            out.append({"destination": p["Destination"], "type": "bind", "source": source, "options": opts})
     return out
 
 
