@@ -104,3 +104,11 @@ def test_disconnected_from_every_network_starts_with_loopback_only(client, user_
         assert "eth0" not in out and "lo" in out
     finally:
         c.remove(force=True)
+
+
+def test_plugins_and_search_answer_clearly(api_socket, docker):
+    assert api_request(api_socket, "GET", "/plugins")[::2] == (200, [])
+    r = docker("plugin", "ls", "--format", "{{.Name}}")
+    assert r.returncode == 0 and r.stdout.strip() == ""
+    status, _, body = api_request(api_socket, "GET", "/images/search?term=busybox")
+    assert status == 501 and "search" in body["message"]

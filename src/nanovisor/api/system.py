@@ -69,7 +69,26 @@ def _decode_auth(value: str) -> tuple[str, str]:
     return username, password
 
 
+def plugins(req: Request) -> Response:
+    """Managed plugins: nanovisor has none (its drivers are built in), so the list is empty, as on a dockerd
+    with no plugin installed; `docker plugin ls` and SDK probes work."""
+    return JSON([])
+
+
+def plugin(req: Request) -> Response:
+    raise errors.NotFound(f"plugin \"{req.params['name']}\" not found")
+
+
+def search(req: Request) -> Response:
+    """Registry search needs the v1 search API of Docker Hub's index, which this engine does not talk to;
+    registries it pulls from speak v2, which has no search."""
+    raise NotImplementedError("image search (registries speak the v2 API, which has no search)")
+
+
 ROUTES = [
+    ("GET", "/plugins", plugins),
+    ("GET", "/plugins/{name:.+}/json", plugin),
+    ("GET", "/images/search", search),
     ("GET", "/_ping", ping),
     ("HEAD", "/_ping", ping),
     ("GET", "/version", version),
