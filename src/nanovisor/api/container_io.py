@@ -19,6 +19,7 @@ from nanovisor.api.responses import (
     Hijack,
     Response,
     Stream,
+    WebSocket,
     dumps,
 )
 from nanovisor.api.router import version_at_least
@@ -39,6 +40,17 @@ def attach(req: Request) -> Hijack:
         logs=req.qbool("logs"), stream=req.qbool("stream"))
     once = bool(config.get("StdinOnce")) and not config.get("Tty")
     return Hijack(session, stdin=stdin, close_stdin_on_eof=once, detach_keys=keys)
+
+
+def attach_ws(req: Request) -> WebSocket:
+    from nanovisor.api.websocket import check_handshake
+
+    key = check_handshake(req.headers)
+    stdin = req.qbool("stdin")
+    session = req.engine.container_attach(
+        req.params["name"], stdin=stdin, stdout=req.qbool("stdout"), stderr=req.qbool("stderr"),
+        logs=req.qbool("logs"), stream=req.qbool("stream"))
+    return WebSocket(session, stdin, key)
 
 
 def logs(req: Request) -> Stream:

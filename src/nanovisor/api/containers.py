@@ -117,6 +117,7 @@ def _routes():
         ("POST", c + "/update", update),
         ("GET", c + "/changes", changes),
         ("POST", c + "/attach", io.attach),
+        ("GET", c + "/attach/ws", io.attach_ws),
         ("GET", c + "/logs", io.logs),
         ("GET", c + "/stats", io.stats),
         ("HEAD", c + "/archive", io.archive_head),

@@ -16,7 +16,7 @@ from nanovisor.api import hijack
 from nanovisor.api.body import BodyReader
 from nanovisor.api.errors import error_status
 from nanovisor.api.request import Request
-from nanovisor.api.responses import JSON_TYPE, Hijack, Response, Stream, dumps
+from nanovisor.api.responses import JSON_TYPE, Hijack, Response, Stream, WebSocket, dumps
 from nanovisor.api.router import Router, split_version
 
 log = logging.getLogger("nanovisor.api")
@@ -72,6 +72,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise
         except Exception as e:
             resp = error_response(e)
+        if isinstance(resp, WebSocket):
+            from nanovisor.api import websocket
+
+            self.close_connection = True
+            websocket.run(self.connection, self.rfile, self.wfile, resp.session, resp.stdin, resp.key, api_version)
+            return
         if isinstance(resp, Hijack):
             self.close_connection = True
             hijack.run(self.connection, self.rfile, self.wfile, resp, req.wants_upgrade, api_version)

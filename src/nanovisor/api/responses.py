@@ -64,6 +64,16 @@ def json_error_message(exc: BaseException) -> bytes:
 
 
 @dataclass
+class WebSocket:
+    """Take over the connection as a WebSocket (attach/ws): the handshake is answered, then frames carry the
+    session's output and the client's input (see api/websocket.py)."""
+
+    session: Any
+    stdin: bool
+    key: bytes
+
+
+@dataclass
 class Hijack:
     """Take over the connection for a StreamSession (attach, exec start).
 
