@@ -37,6 +37,8 @@ def build(req: Request) -> Stream:
         "labels": _json_map(req.q("labels"), "error reading labels"),
         "quiet": req.qbool("q"),
         "network_mode": req.q("networkmode") or "default",
+        "extra_hosts": _extra_hosts(req.qlist("extrahosts")),
+        "cache_from": _json_list(req.q("cachefrom"), "error reading cache-from"),
     }
     context = _spool(req.body, req.engine.paths.tmp)
     from nanovisor.builder.builder import build_stream
@@ -84,6 +86,30 @@ def _json_map(raw: str | None, what: str) -> dict:
     if not isinstance(value, dict):
         raise errors.InvalidParameter(f"{what}: expected a JSON object")
     return value
+
+
+def _json_list(raw: str | None, what: str) -> list[str]:
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise errors.InvalidParameter(f"{what}: {e}") from None
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise errors.InvalidParameter(f"{what}: expected a JSON array of strings")
+    return value
+
+
+def _extra_hosts(values: list[str]) -> list[str]:
+    """`extrahosts`, repeated (docker CLI, docker-py): "name:ip" or "name=ip" each."""
+    from nanovisor.runtime.etcfiles import parse_extra_host
+
+    hosts = [h for h in values if h]
+    for h in hosts:
+        parse_extra_host(h)  # a bad entry is a 400 before the build starts
+    return hosts
 
 
 def _optional_object(req: Request) -> dict | None:

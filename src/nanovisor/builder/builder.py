@@ -23,6 +23,7 @@ from nanovisor.builder.instructions import StageState
 from nanovisor.builder.runstep import StepFailed, mounted, run_container, scratch_layer
 from nanovisor.builder.shellwords import ShellLex
 from nanovisor.errors import InvalidParameter, NanovisorError, NotFound
+from nanovisor.images.parents import set_parent
 
 Emit = Callable[[dict], None]
 CONFIG_ONLY = {"ENV", "LABEL", "MAINTAINER", "EXPOSE", "VOLUME", "USER", "STOPSIGNAL", "CMD", "ENTRYPOINT",
@@ -43,13 +44,18 @@ class Cancelled(NanovisorError):
 
 class Builder:
     def __init__(self, engine, ctx: BuildContext, *, build_args: dict[str, str | None], no_cache: bool,
-                 pull: bool, network_mode: str, emit: Emit, cancel: threading.Event | None = None) -> None:
+                 pull: bool, network_mode: str, emit: Emit, cancel: threading.Event | None = None,
+                 extra_hosts: list[str] | None = None, cache_from: list[str] | None = None) -> None:
+        from nanovisor.builder.cachefrom import CacheSources
+
         self.engine = engine
         self.ctx = ctx
         self.build_args = dict(build_args)
         self.no_cache = no_cache
         self.pull = pull
         self.network_mode = network_mode
+        self.extra_hosts = list(extra_hosts or [])
+        self.cache_from = CacheSources(engine, cache_from) if cache_from else None
         self.emit = emit
         self.cancel = cancel or threading.Event()
         self.cache = BuildCache(engine.db)
@@ -162,6 +168,10 @@ class Builder:
         if self.no_cache:
             return key, False
         hit = self.cache.lookup(key, self.engine.images)
+        if self.cache_from is not None:
+            hit = self.cache_from.get(hit, state.image_id, created_by, image_section(state.run))
+            if hit is not None:
+                self.cache.store(key, hit, state.image_id)
         if hit is None:
             return key, False
         self.out(" ---> Using cache\n")
@@ -173,6 +183,7 @@ class Builder:
         cfg = child_config(state.image_config or None, image_section(state.run), created_by, diff_id,
                            author=state.maintainer)
         image = self.engine.images.create_image(cfg)
+        set_parent(self.engine.db, image.id, state.image_id)
         self.cache.store(key, image.id, state.image_id)
         state.image_id = image.id
         state.image_config = image.config
@@ -201,7 +212,8 @@ class Builder:
         if hit:
             return
         base = state.image_id or self.engine.images.create_image(copy.deepcopy(EMPTY_BASE)).id
-        diff_id = run_container(self.engine, base, state.run, cmd, passed, self.network_mode, self.emit, cmd)
+        diff_id = run_container(self.engine, base, state.run, cmd, passed, self.network_mode, self.emit, cmd,
+                                self.extra_hosts)
         self.commit_step(state, key, created_by, diff_id)
 
     def copy_step(self, inst: Instruction, state: StageState) -> None:
@@ -303,8 +315,9 @@ def build(engine, context: BinaryIO | str | os.PathLike, dockerfile: str = "Dock
           tags: list[str] | tuple[str, ...] = (), build_args: dict[str, str | None] | None = None,
           target: str | None = None, no_cache: bool = False, pull: bool = False,
           labels: dict[str, str] | None = None, progress: Emit | None = None, quiet: bool = False,
-          network_mode: str = "none", dockerfile_text: str | None = None,
-          cancel: threading.Event | None = None) -> str:
+          network_mode: str = "default", dockerfile_text: str | None = None,
+          cancel: threading.Event | None = None, extra_hosts: list[str] | None = None,
+          cache_from: list[str] | None = None) -> str:
     """Builds and tags an image; returns its id. progress receives every message of the stream."""
     from nanovisor.images import reference
 
@@ -324,7 +337,8 @@ def build(engine, context: BinaryIO | str | os.PathLike, dockerfile: str = "Dock
         if labels:
             stages[-1].commands.append(_label_instruction(labels))
         builder = Builder(engine, ctx, build_args=build_args or {}, no_cache=no_cache, pull=pull,
-                          network_mode=network_mode, emit=emit, cancel=cancel)
+                          network_mode=network_mode, emit=emit, cancel=cancel, extra_hosts=extra_hosts,
+                          cache_from=cache_from)
         image_id = builder.run(meta, stages)
     finally:
         ctx.close()

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from nanovisor.builder.layertar import RUNTIME_MOUNTPOINTS, as_file, diff_tar
+from nanovisor.images.parents import set_parent
 
 # the container.Config fields an image config carries (the rest — Hostname, Tty, Image... — are per container)
 IMAGE_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
@@ -132,6 +133,7 @@ def commit(engine, container_ref: str, repo_tag: str | None = None, comment: str
     cfg = child_config(parent.config, config, created_by, diff_id, author=author, comment=comment,
                        container=c.id)
     image = engine.images.create_image(cfg, repo_tag or None)
+    set_parent(engine.db, image.id, parent.id)
     try:
         engine.lifecycle.event(c, "commit", comment=comment, imageID=image.id, imageRef=repo_tag or "")
     except Exception:  # noqa: BLE001 - an event that could not be written does not undo the commit

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nanovisor.builder.commit import container_layer
 from nanovisor.builder.layertar import as_file, diff_tar
+from nanovisor.engine.streams import STDERR
 from nanovisor.errors import NanovisorError
 
 
@@ -25,24 +26,29 @@ class StepFailed(NanovisorError):
         self.code = code
 
 
+RED, RESET = "\033[91m", "\033[0m"   # how dockerd's legacy builder marks a step's stderr in the stream
+
+
 def run_container(engine, image_id: str, run: dict, cmd: list[str], extra_env: list[str], network_mode: str,
-                  emit: Callable[[dict], None], shown_cmd: list[str]) -> str | None:
-    """Runs cmd in a container of image_id, streams its output, returns the diff_id of its changes."""
-    if network_mode in ("", "default"):
-        network_mode = "none"  # the docker CLI always sends "default"; builds get no network unless asked
+                  emit: Callable[[dict], None], shown_cmd: list[str],
+                  extra_hosts: list[str] | None = None) -> str | None:
+    """Runs cmd in a container of image_id, streams its output (stderr in red, as dockerd shows it), returns
+    the diff_id of its changes."""
+    network_mode = network_mode or "default"  # the default bridge, as dockerd's builder; none/host when asked
     env = list(run.get("Env") or [])
     keys = {e.partition("=")[0] for e in env}
     env += [e for e in extra_env if e.partition("=")[0] not in keys]
     body = {"Image": image_id, "Cmd": cmd, "Entrypoint": [""], "Env": env,
             "WorkingDir": run.get("WorkingDir") or "", "User": run.get("User") or "",
             "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
-            "HostConfig": {"NetworkMode": network_mode}}
+            "HostConfig": {"NetworkMode": network_mode, "ExtraHosts": list(extra_hosts or []) or None}}
     cid = engine.container_create(body)["Id"]
     emit({"stream": f" ---> Running in {cid[:12]}\n"})
     try:
         engine.container_start(cid)
-        for _stream, line in engine.container_logs(cid, follow=True):
-            emit({"stream": line.decode("utf-8", errors="replace")})
+        for stream, line in engine.container_logs(cid, follow=True):
+            text = line.decode("utf-8", errors="replace")
+            emit({"stream": RED + text + RESET if stream == STDERR else text})
         code = engine.container_wait(cid)["StatusCode"]
         if code != 0:
             raise StepFailed(f"The command '{' '.join(shown_cmd)}' returned a non-zero code: {code}", code)

@@ -20,7 +20,9 @@ def add_build(p):
     p.add_argument("--pull", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--label", action="append", default=[])
-    p.add_argument("--network", default="none")
+    p.add_argument("--network", default="default")
+    p.add_argument("--add-host", action="append", default=[])
+    p.add_argument("--cache-from", action="append", default=[])
     p.add_argument("--iidfile", default="")
     p.add_argument("--rm", default="true", nargs="?", const="true")
     p.add_argument("--force-rm", action="store_true")
@@ -88,7 +90,7 @@ def cmd_build(args) -> int:
         image_id = build(engine, context, dockerfile=name, dockerfile_text=text, tags=args.tag,
                          build_args=_build_args(args.build_arg), target=args.target or None,
                          no_cache=args.no_cache, pull=args.pull, labels=_labels(args.label), progress=show,
-                         network_mode=args.network)
+                         network_mode=args.network, extra_hosts=args.add_host, cache_from=args.cache_from)
     except StepFailed as e:
         print(e, file=sys.stderr)
         return e.code or 1

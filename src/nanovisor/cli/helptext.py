@@ -95,6 +95,7 @@ FLAG_HELP: dict[str, str | dict[str, str]] = {
     "--attachable": "Enable manual container attachment",
     "--author": 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")',
     "--build-arg": "Set build-time variables",
+    "--cache-from": "Images to consider as cache sources",
     "--cap-add": "Add Linux capabilities",
     "--cap-drop": "Drop Linux capabilities",
     "--change": "Apply Dockerfile instruction to the created image",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fnmatch
+import re
 
 from nanovisor.engine.filters import match_labels
 from nanovisor.errors import InvalidParameter
@@ -25,16 +25,22 @@ def list_images(store, filters: dict[str, list[str]], all_images: bool) -> list[
             want = filters["dangling"][0].lower() in ("1", "true")
             if want != (not image.repo_tags):
                 continue
+        summary_refs = None
         if "reference" in filters:
-            names = image.repo_tags + [t.split(":")[0] for t in image.repo_tags]
-            if not any(fnmatch.fnmatch(n, pat) for n in names for pat in filters["reference"]):
+            summary_refs = [r for r in image.repo_tags + image.repo_digests
+                            if any(familiar_match(pat, r) for pat in filters["reference"])]
+            if not summary_refs:
                 continue
         labels = (image.config.get("config") or {}).get("Labels") or {}
         if "label" in filters and not match_labels(labels, filters["label"]):
             continue
         if any(image.created >= b for b in before) or any(image.created <= s for s in since):
             continue
-        out.append(store.summary_dict(image))
+        summary = store.summary_dict(image)
+        if summary_refs is not None:  # moby lists only the references that matched
+            summary["RepoTags"] = [r for r in summary_refs if "@" not in r]
+            summary["RepoDigests"] = [r for r in summary_refs if "@" in r]
+        out.append(summary)
     out.sort(key=lambda d: d.get("Created", 0), reverse=True)
     return out
 
@@ -46,3 +52,49 @@ def _intermediate(store) -> set[str]:
     except ImportError:
         return set()
     return set(intermediate_ids(store.db))
+
+
+def familiar_match(pattern: str, ref: str) -> bool:
+    """moby's reference.FamiliarMatch: Go's path.Match of the pattern against the familiar reference, then
+    against its name alone ("localhost:5000/app" matches "localhost:5000/app:v1"; "*" stops at "/")."""
+    regex = _path_pattern(pattern)
+    if regex is None:
+        return False
+    if regex.fullmatch(ref):
+        return True
+    name = ref.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    return bool(regex.fullmatch(name))
+
+
+def _path_pattern(pattern: str) -> re.Pattern | None:
+    """Go's path.Match syntax as a regex (None for a malformed pattern, which matches nothing)."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                return None
+            body = pattern[i + 1:end]
+            negate = body.startswith("^")
+            body = body[1:] if negate else body
+            out.append("[" + ("^" if negate else "") + body + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    try:
+        return re.compile("".join(out))
+    except re.error:
+        return None

@@ -42,11 +42,13 @@ def inspect_dict(store: ImageStore, image: Image) -> dict:
                                           "WorkDir": ""}}
     if len(layers) > 1:
         graph["Data"]["LowerDir"] = ":".join(str(p) for p in layers[1:])
+    from nanovisor.images.parents import parent_of
+
     out = {
         "Id": image.id,
         "RepoTags": list(image.repo_tags),
         "RepoDigests": list(image.repo_digests),
-        "Parent": "",
+        "Parent": parent_of(store.db, image.id),
         "Comment": _comment(c),
         "Created": c.get("created") or rfc3339(image.created),
         "DockerVersion": c.get("docker_version", ""),
@@ -76,9 +78,11 @@ def _comment(c: dict) -> str:
 
 def summary_dict(store: ImageStore, image: Image, containers: bool = False) -> dict:
     """ImageSummary; Containers is -1 unless asked for (as moby does outside `system df`)."""
+    from nanovisor.images.parents import parent_of
+
     return {
         "Id": image.id,
-        "ParentId": "",
+        "ParentId": parent_of(store.db, image.id),
         "RepoTags": list(image.repo_tags),
         "RepoDigests": list(image.repo_digests),
         "Created": int(image.created),
@@ -108,9 +112,13 @@ def history(store: ImageStore, image: Image) -> list[dict]:
                      "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
                      "Comment": h.get("comment", "")})
     rows.reverse()
-    if rows:
-        rows[0]["Id"] = image.id
-        rows[0]["Tags"] = list(image.repo_tags) or None
+    # the newest rows carry the ids of the image and its recorded parents (build steps), as in moby
+    from nanovisor.images.parents import ancestry
+
+    for row, image_id in zip(rows, ancestry(store.db, image.id, len(rows)), strict=False):
+        row["Id"] = image_id
+        tags = list(image.repo_tags) if image_id == image.id else store.get(image_id).repo_tags
+        row["Tags"] = tags or None
     return rows
 
 

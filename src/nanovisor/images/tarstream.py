@@ -313,8 +313,9 @@ class DataReader:
         for _ in self.chunks():
             pass
         if self.pad:
-            if len(self.src.read(self.pad, meta=True)) != self.pad:
-                raise TarError("unexpected EOF in tar archive")
+            got = len(self.src.read(self.pad, meta=True))
+            if got not in (0, self.pad):  # none at all is the end, as in Go (the docker CLI's `-f ../X`
+                raise TarError("unexpected EOF in tar archive")  # context ends right after the data)
             self.pad = 0
 
 
