@@ -11,6 +11,15 @@ import pytest
 from registryhelpers import USERS, Registry, TokenServer, make_ca_and_cert, make_htpasswd, open_store, rmtree
 
 
+@pytest.fixture(autouse=True)
+def docker_certs(tmp_path, monkeypatch):
+    """Docker's certs.d as the registry code reads it: a scratch directory, never the machine's own."""
+    d = tmp_path / "docker-certs.d"
+    d.mkdir()
+    monkeypatch.setenv("NANOVISOR_CERTS_D", str(d))
+    return d
+
+
 @pytest.fixture(scope="module")
 def workdir():
     d = Path(tempfile.mkdtemp(prefix="nv-registry-test-"))

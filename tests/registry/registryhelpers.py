@@ -50,7 +50,7 @@ class Registry:
     """One docker-registry process; `host` is "127.0.0.1:PORT"."""
 
     def __init__(self, workdir: Path, *, tls: tuple[Path, Path] | None = None, htpasswd: Path | None = None,
-                 token: dict | None = None) -> None:
+                 token: dict | None = None, client_ca: Path | None = None) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -61,6 +61,8 @@ class Registry:
                  "    enabled: true", "http:", f"  addr: 127.0.0.1:{self.port}", "  secret: nanovisor-tests"]
         if tls:
             lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+            if client_ca:  # mutual TLS: a client certificate signed by this CA is required
+                lines += ["    clientcas:", f"      - {client_ca}"]
         if htpasswd:
             lines += ["auth:", "  htpasswd:", "    realm: nanovisor-tests", f"    path: {htpasswd}"]
         if token:
@@ -109,6 +111,21 @@ def make_ca_and_cert(d: Path, cn: str = "127.0.0.1") -> dict[str, Path]:
     run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
         "-CAcreateserial", "-out", str(crt), "-days", "2", "-extfile", str(ext))
     return {"ca": ca_crt, "cert": crt, "key": key}
+
+
+def make_client_cert(d: Path, ca_dir: Path, name: str = "client") -> dict[str, Path]:
+    """A client certificate signed by the CA make_ca_and_cert made in ca_dir: NAME.cert + NAME.key."""
+    d.mkdir(parents=True, exist_ok=True)
+    key, csr, cert, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.cert", d / f"{name}.cnf"
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=nanovisor test client")
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_dir / "ca.crt"), "-CAkey", str(ca_dir / "ca.key"),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    csr.unlink()
+    ext.unlink()
+    return {"cert": cert, "key": key}
 
 
 def make_htpasswd(path: Path, users: dict[str, str]) -> Path:

@@ -2,12 +2,15 @@
 
 Like dockerd: "docker.io" is served by registry-1.docker.io; a registry listed as insecure (CIDR or
 host[:port], 127.0.0.0/8 by default) is tried over HTTPS without verification and then plain HTTP; every other
-registry gets verified HTTPS, trusting the system CAs plus CERTS_DIR/HOST:PORT/*.crt (client certificates as
-*.cert/*.key pairs), exactly Docker's certs.d layout."""
+registry gets verified HTTPS, trusting the system CAs plus the *.crt files (client certificates as *.cert/*.key
+pairs) of HOST:PORT/ in two certs.d directories: Docker's (/etc/docker/certs.d, what users already have; the
+NANOVISOR_CERTS_D environment variable moves it) and our own (/etc/nanovisor/certs.d). Client certificates are
+presented to insecure registries too (dockerd does not), so a loopback registry that asks for one works."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from pathlib import Path
 from nanovisor.errors import InvalidParameter
 
 DEFAULT_CERTS_DIR = Path("/etc/nanovisor/certs.d")
+DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
 DEFAULT_INSECURE: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -34,17 +38,41 @@ class Endpoint:
         if self.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            return ctx
-        d = self.certs_dir / self.name
-        if d.is_dir():
-            for crt in sorted(d.glob("*.crt")):
-                ctx.load_verify_locations(cafile=str(crt))
-            for cert in sorted(d.glob("*.cert")):
-                key = cert.with_suffix(".key")
-                if not key.exists():
-                    raise InvalidParameter(f"missing key {key.name} for client certificate {cert.name}")
-                ctx.load_cert_chain(str(cert), str(key))
+        for d in (docker_certs_dir() / self.name, self.certs_dir / self.name):
+            _read_certs_directory(ctx, d, cas=not self.insecure)
         return ctx
+
+
+def docker_certs_dir() -> Path:
+    """Docker's certs.d (read at each use: a CA added while serving counts at the next pull)."""
+    return Path(os.environ.get("NANOVISOR_CERTS_D") or DOCKER_CERTS_DIR)
+
+
+def _read_certs_directory(ctx: ssl.SSLContext, d: Path, cas: bool) -> None:
+    """moby's ReadCertsDirectory: *.crt are CAs, NAME.cert + NAME.key a client certificate; with its
+    messages for a half pair."""
+    try:
+        names = sorted(os.listdir(d))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in names:
+        path = d / name
+        try:
+            if name.endswith(".crt") and cas:
+                try:
+                    ctx.load_verify_locations(cafile=str(path))
+                except ssl.SSLError:
+                    continue  # no PEM certificate in it: ignored, as Go's AppendCertsFromPEM does
+            elif name.endswith(".cert"):
+                key = name[:-len(".cert")] + ".key"
+                if key not in names:
+                    raise InvalidParameter(f"missing key {key} for client certificate {name}. CA certificates "
+                                           f"must use the extension .crt")
+                ctx.load_cert_chain(str(path), str(d / key))
+            elif name.endswith(".key") and name[:-len(".key")] + ".cert" not in names:
+                raise InvalidParameter(f"missing client certificate {name[:-len('.key')]}.cert for key {name}")
+        except (ssl.SSLError, OSError) as e:
+            raise InvalidParameter(f"{path}: {e}") from None
 
 
 def normalize_name(server: str) -> str:

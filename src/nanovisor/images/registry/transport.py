@@ -191,27 +191,28 @@ class RegistryClient:
         if _SCHEMES.get(host) in schemes:
             schemes.remove(_SCHEMES[host])
             schemes.insert(0, _SCHEMES[host])
-        last: Exception | None = None
+        failures: list[RegistryError] = []
         for scheme in schemes:
             try:
                 resp = self._send("GET", f"{scheme}://{host}/v2/", {}, None)
             except TransportError as e:
-                last = e
+                failures.append(e)
                 continue
             resp.body(1 << 16)
-            if resp.status not in (200, 401) and scheme == "https" and len(schemes) > 1:
-                last = from_response(resp.status, b"")
+            if resp.status not in (200, 401):
+                failures.append(from_response(resp.status, b"") if scheme == "https" else
+                                RegistryError(f"{host} does not look like a registry: GET /v2/ answered "
+                                              f"{resp.status}"))
                 continue
-            _SCHEMES[host] = scheme
+            _SCHEMES[host] = scheme  # only a registry's answer decides the scheme for next time
             self._base = f"{scheme}://{host}"
             if resp.status == 401:
                 self._challenges = authflow.parse_challenges(resp.headers.get_all("WWW-Authenticate") or [])
                 self._authenticate()
-            elif resp.status != 200:
-                raise RegistryError(f"{host} does not look like a registry: GET /v2/ answered {resp.status}")
             return
-        assert last is not None
-        raise last
+        # HTTPS's failure says more than plain HTTP's (a TLS registry answers 400 to plain HTTP)
+        https = [e for e, scheme in zip(failures, schemes, strict=True) if scheme == "https"]
+        raise (https or failures)[0]
 
     def _authenticate(self, offline: bool = False) -> None:
         auth = self.auth
