@@ -36,8 +36,9 @@ def legacy_docker(docker_env):
 
     env = {**docker_env, "DOCKER_BUILDKIT": "0"}
 
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout)
+    def run(*args: str, timeout: float = 300, cwd=None) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd)
 
     return run
 
@@ -174,3 +175,190 @@ def test_commit_missing_container(docker):
     r = docker("commit", "no-such-container-xyz", "x-never")
     assert r.returncode == 1
     assert "No such container: no-such-container-xyz" in r.stderr
+
+
+# -- issue 9: what scripts and SDKs use ------------------------------------------------------------------
+
+
+def _built_id(stdout: str) -> str:
+    return next(line.split()[-1] for line in stdout.splitlines() if line.startswith("Successfully built "))
+
+
+def _full_id(docker, ref: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+
+
+def test_dockerfile_outside_the_context(legacy_docker, docker, client, tmp_path):
+    """`-f ../Dockerfile`: the CLI puts it in the context tar under a generated name and lists that name in
+    .dockerignore, so it is not copied (.dockerignore itself is, not being listed: as with dockerd)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "app.txt").write_text("app\n")
+    (ctx / "secret.txt").write_text("no\n")
+    (ctx / ".dockerignore").write_text("secret.txt\n")
+    (tmp_path / "Dockerfile").write_text("FROM nano/busybox\nCOPY . /ctx/\nCMD [\"ls\", \"-A\", \"/ctx\"]\n")
+    tag = _tag()
+    r = legacy_docker("build", "-f", "../Dockerfile", "-t", tag, ".", cwd=ctx)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        assert docker("run", "--rm", tag).stdout == ".dockerignore\napp.txt\n"
+    finally:
+        docker("rmi", tag)
+    image, _ = client.images.build(path=str(ctx), dockerfile="../Dockerfile", tag=tag)
+    try:
+        listed = client.containers.run(tag, remove=True).decode().split()
+        assert "app.txt" in listed and "secret.txt" not in listed
+    finally:
+        client.images.remove(tag)
+
+
+def test_run_stderr_is_in_the_build_stream(legacy_docker, client, tmp_path):
+    """A RUN step's stderr reaches the client, in red, as dockerd's legacy builder sends it."""
+    (tmp_path / "Dockerfile").write_text(f"FROM nano/busybox\nRUN echo out-{uuid.uuid4().hex[:6]} && "
+                                         "echo to-stderr >&2\n")
+    r = legacy_docker("build", "--no-cache", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "\x1b[91mto-stderr\n\x1b[0m" in r.stdout
+    _, logs = client.images.build(path=str(tmp_path), nocache=True)
+    streams = [m.get("stream") for m in logs]
+    assert "\x1b[91mto-stderr\n\x1b[0m" in streams
+    assert any(s and s.startswith("out-") for s in streams)
+
+
+def test_cache_from_uses_only_the_given_images(legacy_docker, docker, client, tmp_path):
+    token = uuid.uuid4().hex[:8]
+    (tmp_path / "Dockerfile").write_text(f"FROM nano/busybox\nENV TOKEN={token}\nRUN echo $TOKEN > /token\n"
+                                         "COPY Dockerfile /df\nCMD [\"cat\", \"/token\"]\n")
+    tag = _tag()
+    first = legacy_docker("build", "-t", tag, str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    image_id = _full_id(docker, tag)
+    save = tmp_path / "saved.tar"
+    try:
+        # without --cache-from the local cache serves; with unrelated sources it does not (dockerd's rule)
+        assert legacy_docker("build", str(tmp_path)).stdout.count(" ---> Using cache") == 4
+        unrelated = legacy_docker("build", "--cache-from", "nano/busybox", str(tmp_path))
+        assert unrelated.returncode == 0, unrelated.stderr
+        assert " ---> Using cache" not in unrelated.stdout
+        docker("rmi", _built_id(unrelated.stdout))
+
+        # an image that has no local build history (as after a pull): its layers are the cache
+        steps = [i for i in docker("history", "-q", tag).stdout.split() if i != "<missing>"][:4]
+        assert len(steps) == 4 and image_id.removeprefix("sha256:").startswith(steps[0])
+        assert docker("save", "-o", str(save), tag).returncode == 0
+        assert docker("rmi", tag, *steps[1:]).returncode == 0, "intermediate images removed"
+        assert docker("load", "-i", str(save)).returncode == 0
+        r = legacy_docker("build", "--cache-from", tag, str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count(" ---> Using cache") == 4 and " ---> Running in " not in r.stdout
+        assert _full_id(docker, _built_id(r.stdout)) == image_id
+        image, logs = client.images.build(path=str(tmp_path), cache_from=[tag])
+        assert image.id == image_id and sum("Using cache" in (m.get("stream") or "") for m in logs) == 4
+        assert client.containers.run(image.id, remove=True) == f"{token}\n".encode()
+    finally:
+        docker("rmi", tag)
+
+
+@pytest.fixture
+def http_on_loopback():
+    """A one-file HTTP server on 127.0.0.1 of the test's network namespace (where serve runs too)."""
+    import http.server
+    import threading
+
+    body = uuid.uuid4().hex.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", body.decode()
+    server.shutdown()
+    server.server_close()
+
+
+def test_add_host_target_and_network_modes(legacy_docker, docker, client, tmp_path, http_on_loopback):
+    url, body = http_on_loopback
+    (tmp_path / "Dockerfile").write_text(
+        "FROM nano/busybox AS probe\n"
+        f"RUN echo {uuid.uuid4().hex} && grep myhost /etc/hosts && cut -d: -f1 /proc/net/dev | tail -n +3\n"
+        "FROM probe AS fetch\n"
+        f"RUN wget -q -O /fetched {url}\n"
+        "FROM fetch\n"
+        "RUN echo never-built\n")
+    r = legacy_docker("build", "--add-host", "myhost:10.9.8.7", "--network", "none", "--target", "probe",
+                      str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "10.9.8.7\tmyhost" in r.stdout
+    assert [w for w in r.stdout.split() if w in ("lo", "eth0")] == ["lo"]  # no interface but loopback
+    assert "Step 2/2 :" in r.stdout and "never-built" not in r.stdout
+    docker("rmi", _built_id(r.stdout))
+
+    refused = legacy_docker("build", "--add-host", "myhost:10.9.8.7", "--network", "none", "--target", "fetch",
+                            str(tmp_path))
+    assert refused.returncode != 0 and "wget" in refused.stderr
+    tag = _tag()
+    r = legacy_docker("build", "--add-host", "myhost=10.9.8.7", "--network", "host", "--target", "fetch", "-t",
+                      tag, str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        assert docker("run", "--rm", tag, "cat", "/fetched").stdout == body
+    finally:
+        docker("rmi", tag)
+    image, logs = client.images.build(path=str(tmp_path), extra_hosts={"myhost": "10.9.8.7"}, target="probe",
+                                      network_mode="bridge", nocache=True)
+    text = "".join(m.get("stream") or "" for m in logs)
+    assert "10.9.8.7\tmyhost" in text and "eth0" in text  # the default bridge
+    client.images.remove(image.id)
+
+
+def test_args_before_from(legacy_docker, docker, tmp_path):
+    """ARG before FROM: usable in FROM lines; inside a stage only when declared again (then with its value)."""
+    (tmp_path / "Dockerfile").write_text(
+        "ARG BASE=nano/no-such-image\nARG FLAVOUR=plain\nARG UNDECLARED=global\n"
+        "FROM ${BASE} AS first\nARG FLAVOUR\nRUN echo \"$FLAVOUR/${UNDECLARED:-unset}\" > /args\n"
+        "FROM $BASE\nCOPY --from=first /args /args\nRUN echo \"${FLAVOUR:-unset}\" >> /args\n"
+        "CMD [\"cat\", \"/args\"]\n")
+    tag = _tag()
+    r = legacy_docker("build", "--build-arg", "BASE=nano/busybox", "--build-arg", "FLAVOUR=spicy", "-t", tag,
+                      str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Step 4/10 : FROM ${BASE} AS first" in r.stdout and "were not consumed" not in r.stdout
+    try:
+        assert docker("run", "--rm", tag).stdout == "spicy/unset\nunset\n"
+    finally:
+        docker("rmi", tag)
+
+
+def test_commit_and_build_steps_record_their_parent(docker, legacy_docker, running, image, tmp_path):
+    tag = "parent-" + uuid.uuid4().hex[:8]
+    r = docker("commit", running, tag)
+    assert r.returncode == 0, r.stderr
+    try:
+        base_id = _full_id(docker, image)
+        assert docker("image", "inspect", "--format", "{{.Parent}}", tag).stdout.strip() == base_id
+        history = docker("history", "-q", "--no-trunc", tag).stdout.split()
+        assert history[:2] == [r.stdout.strip(), base_id]
+    finally:
+        docker("rmi", tag)
+    (tmp_path / "Dockerfile").write_text(f"FROM nano/busybox\nLABEL step={uuid.uuid4().hex}\n"
+                                         "RUN echo x > /x\n")
+    b = legacy_docker("build", "-t", tag, str(tmp_path))
+    assert b.returncode == 0, b.stderr
+    try:
+        steps = [line.split()[-1] for line in b.stdout.splitlines() if line.startswith(" ---> ")
+                 and "Running in" not in line and "Removed" not in line]
+        assert len(steps) == 3  # FROM, LABEL, RUN
+        for parent, child in zip(steps, steps[1:], strict=False):
+            shown = docker("image", "inspect", "--format", "{{.Parent}}", child).stdout.strip()
+            assert shown.removeprefix("sha256:").startswith(parent)
+    finally:
+        docker("rmi", tag)

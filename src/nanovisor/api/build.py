@@ -29,7 +29,9 @@ def build(req: Request) -> Stream:
         raise errors.InvalidParameter("squash is only supported with experimental mode")
     options = {
         "tags": _tags(req.qlist("t")),
-        "dockerfile": req.q("dockerfile") or "Dockerfile",
+        # the first value, as Go's FormValue: docker-py sends the name, then the text, of a Dockerfile it put
+        # into the context from outside it
+        "dockerfile": next(iter(req.qlist("dockerfile")), "") or "Dockerfile",
         "build_args": _json_map(req.q("buildargs"), "error reading build args"),
         "target": req.q("target") or None,
         "no_cache": req.qbool("nocache"),
