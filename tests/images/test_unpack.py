@@ -323,3 +323,21 @@ def test_absurd_mtime_and_owner_refused(tmp_path: Path):
         with pytest.raises(InvalidParameter, match="absurd"):
             unpack_layer(io.BytesIO(build_tar([{"name": "f", "data": b"", "pax": pax}])), tmp_path / "l")
     assert list((tmp_path / "l").iterdir()) == []
+
+
+def test_archive_ending_right_after_the_last_members_data(tmp_path: Path):
+    """The docker CLI's context for `-f ../Dockerfile` stops after the last file's bytes (no padding, no end
+    blocks): Go's archive/tar reads it, so do we; a cut inside the padding is still an error."""
+    data = b"FROM scratch\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        info = tarfile.TarInfo(".dockerfile.0123")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    cut = buf.getvalue()[:512 + len(data)]
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "cut").mkdir()
+    extract_into(tmp_path / "ok", io.BytesIO(cut), "/")
+    assert (tmp_path / "ok" / ".dockerfile.0123").read_bytes() == data
+    with pytest.raises(InvalidParameter, match="unexpected EOF"):
+        extract_into(tmp_path / "cut", io.BytesIO(cut + b"\0" * 3), "/")

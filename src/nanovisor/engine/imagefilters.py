@@ -47,11 +47,13 @@ def list_images(store, filters: dict[str, list[str]], all_images: bool) -> list[
 
 def _intermediate(store) -> set[str]:
     """Build steps' images, hidden from `images` without -a as Docker hides images that have children."""
+    from nanovisor.images.parents import all_parents
+
     try:
         from nanovisor.builder.cache import intermediate_ids
     except ImportError:
-        return set()
-    return set(intermediate_ids(store.db))
+        return all_parents(store.db)
+    return set(intermediate_ids(store.db)) | all_parents(store.db)
 
 
 def familiar_match(pattern: str, ref: str) -> bool:

@@ -32,3 +32,10 @@ def ancestry(db, image_id: str, limit: int = 10_000) -> list[str]:
             break
         out.append(parent)
     return out
+
+
+def all_parents(db) -> set[str]:
+    """Every image some existing image records as its parent (`docker images` hides these when untagged)."""
+    rows = db.query("SELECT kv.value FROM kv JOIN images ON images.id = substr(kv.key, ?) "
+                    "WHERE kv.key >= ? AND kv.key < ?", (len(_PREFIX) + 1, _PREFIX, _PREFIX[:-1] + ";"))
+    return {r["value"] for r in rows}
