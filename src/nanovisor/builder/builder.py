@@ -23,7 +23,7 @@ from nanovisor.builder.instructions import StageState
 from nanovisor.builder.runstep import StepFailed, mounted, run_container, scratch_layer
 from nanovisor.builder.shellwords import ShellLex
 from nanovisor.errors import InvalidParameter, NanovisorError, NotFound
-from nanovisor.images.parents import set_parent
+from nanovisor.store.parents import set_parent
 
 Emit = Callable[[dict], None]
 CONFIG_ONLY = {"ENV", "LABEL", "MAINTAINER", "EXPOSE", "VOLUME", "USER", "STOPSIGNAL", "CMD", "ENTRYPOINT",

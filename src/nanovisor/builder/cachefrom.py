@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from nanovisor.images.parents import ancestry, set_parent
+from nanovisor.store.parents import ancestry, set_parent
 
 
 class CacheSources:

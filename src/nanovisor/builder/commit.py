@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from nanovisor.builder.layertar import RUNTIME_MOUNTPOINTS, as_file, diff_tar
-from nanovisor.images.parents import set_parent
+from nanovisor.store.parents import set_parent
 
 # the container.Config fields an image config carries (the rest — Hostname, Tty, Image... — are per container)
 IMAGE_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",

@@ -47,7 +47,7 @@ def list_images(store, filters: dict[str, list[str]], all_images: bool) -> list[
 
 def _intermediate(store) -> set[str]:
     """Build steps' images, hidden from `images` without -a as Docker hides images that have children."""
-    from nanovisor.images.parents import all_parents
+    from nanovisor.store.parents import all_parents
 
     try:
         from nanovisor.builder.cache import intermediate_ids

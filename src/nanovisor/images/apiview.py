@@ -42,7 +42,7 @@ def inspect_dict(store: ImageStore, image: Image) -> dict:
                                           "WorkDir": ""}}
     if len(layers) > 1:
         graph["Data"]["LowerDir"] = ":".join(str(p) for p in layers[1:])
-    from nanovisor.images.parents import parent_of
+    from nanovisor.store.parents import parent_of
 
     out = {
         "Id": image.id,
@@ -78,7 +78,7 @@ def _comment(c: dict) -> str:
 
 def summary_dict(store: ImageStore, image: Image, containers: bool = False) -> dict:
     """ImageSummary; Containers is -1 unless asked for (as moby does outside `system df`)."""
-    from nanovisor.images.parents import parent_of
+    from nanovisor.store.parents import parent_of
 
     return {
         "Id": image.id,
@@ -113,7 +113,7 @@ def history(store: ImageStore, image: Image) -> list[dict]:
                      "Comment": h.get("comment", "")})
     rows.reverse()
     # the newest rows carry the ids of the image and its recorded parents (build steps), as in moby
-    from nanovisor.images.parents import ancestry
+    from nanovisor.store.parents import ancestry
 
     for row, image_id in zip(rows, ancestry(store.db, image.id, len(rows)), strict=False):
         row["Id"] = image_id
