@@ -64,8 +64,11 @@ def _run_attached(engine, cid: str, args) -> int:
     except NanovisorError as e:
         session.close()
         code = start_exit_code(str(e))
-        if args.rm:
-            engine.container_remove(cid, force=True)
+        if args.rm:  # the engine removes a --rm container that failed to start; this covers older roots
+            try:
+                engine.container_remove(cid, force=True)
+            except NotFound:
+                pass
         print(f"Error: {e}", file=sys.stderr)
         return code if code in (126, 127) else 125
     sig_proxy = not args.tty and str(args.sig_proxy).lower() != "false"
