@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from nanovisor.engine.state import State, docker_flags, parse
 from nanovisor.errors import Conflict, InvalidParameter, no_such_container
 from nanovisor.store.db import Database, dumps, loads
 
@@ -13,8 +14,8 @@ PRIVATE = "_"  # state keys starting with this are ours, not Docker's, and never
 
 
 def initial_state() -> dict:
-    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
-            "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": 0.0, "FinishedAt": 0.0,
+    return {**docker_flags(State.CREATED), "OOMKilled": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": 0.0, "FinishedAt": 0.0,
             "_MonitorPid": 0, "_StartSeq": 0, "_ReapedSeq": 0, "_RestartCount": 0, "_ManualStop": False}
 
 
@@ -40,12 +41,23 @@ class Container:
         return self.spec["Runtime"]
 
     @property
-    def status(self) -> str:
-        return self.state["Status"]
+    def status(self) -> State:
+        """The one stored lifecycle state (engine/state.py); every root ever written has its `Status`."""
+        return parse(self.state.get("Status"))
+
+    def set_status(self, status: State) -> None:
+        """The only writer of the state: `Status` and Docker's booleans derived from it, kept in the record
+        too so that readers of the raw rows (images in use) and older versions read them right."""
+        self.state.update(docker_flags(status))
 
     @property
     def running(self) -> bool:
-        return self.state["Status"] in ("running", "paused")
+        """It has a process (running or paused). Docker's State.Running also counts restarting."""
+        return self.status in (State.RUNNING, State.PAUSED)
+
+    @property
+    def paused(self) -> bool:
+        return self.status is State.PAUSED
 
 
 class ContainerStore:

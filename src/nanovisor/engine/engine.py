@@ -21,6 +21,7 @@ from nanovisor.engine.events import EventLog
 from nanovisor.engine.filters import container_matcher, match_labels
 from nanovisor.engine.lifecycle import Lifecycle
 from nanovisor.engine.logs import LogReader
+from nanovisor.engine.state import Op, State
 from nanovisor.engine.streams import AttachSession
 from nanovisor.engine.volumes import VolumeStore
 from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotFound
@@ -89,12 +90,12 @@ class Engine:
             fresh = self.lifecycle.reconcile(c)
             if fresh is None:
                 continue
-            stuck = fresh.state["Status"] == "restarting"
-            wants = policy in ("always", "unless-stopped") and fresh.state["Status"] == "exited" \
+            stuck = fresh.status is State.RESTARTING  # its pending restart died with the last serve
+            wants = policy in ("always", "unless-stopped") and fresh.status is State.EXITED \
                 and not fresh.state.get("_ManualStop") and fresh.state.get("_StartSeq", 0) > 0
             if stuck or wants:
                 try:
-                    self.container_start(fresh.id)
+                    self.lifecycle.start(fresh, op=Op.RESPAWN if stuck else Op.START)
                 except Exception as e:
                     print(f"nanovisor: restart {fresh.id[:12]}: {e}")
 

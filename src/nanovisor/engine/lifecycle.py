@@ -1,6 +1,8 @@
-"""The container state machine: created → running ⇄ paused → exited (→ restarting → running) → removed.
+"""The container lifecycle: created → running ⇄ paused → exited (→ restarting → running) → removing → gone.
 
-Every transition happens under the container's lock and is saved in one write. Exits are noticed by
+Which operation is allowed in which state, and what it leads to, is engine/state.py's one table: every
+operation here reloads the container under its lock, asks `transition()`, does the work and saves the new
+state in one write (`Container.set_status`, the only writer of `Status` and Docker's booleans). Exits are noticed by
 whoever looks first — the daemon (pidfd on the monitor), a CLI waiting in the foreground, conmon's exit
 command, or any read that finds the monitor gone — and reaping is idempotent, so any of them may die without
 losing an exit code: conmon has already written it to a file.
@@ -15,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nanovisor.engine import procs
@@ -23,7 +26,8 @@ from nanovisor.engine.containers import Container, ContainerStore
 from nanovisor.engine.events import EventLog
 from nanovisor.engine.locks import ContainerLocks
 from nanovisor.engine.mounts import oci_mounts
-from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotModified
+from nanovisor.engine.state import Op, State, transition
+from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotModified, no_such_container
 from nanovisor.paths import Paths
 from nanovisor.runtime.base import CreateOptions
 from nanovisor.runtime.oci import start_exit_code
@@ -119,29 +123,49 @@ class Lifecycle:
         return [sys.executable, "-m", "nanovisor", "--root", str(self.paths.root), "container", "cleanup", c.id]
 
     # start ------------------------------------------------------------------------------------------
-    def start(self, ref: str | Container, attached: bool = False) -> Container:
+    def start(self, ref: str | Container, attached: bool = False, op: Op = Op.START) -> Container:
         """attached: the caller stays and reaps this run itself (foreground `run`), so conmon need not call
-        back on exit unless a restart policy may need carrying out later."""
-        c = ref if isinstance(ref, Container) else self.containers.get(ref)
-        with self.locks.hold(c.id):
-            c = self.containers.reload(c) or c
-            self.reconcile(c)
-            if c.running:
-                raise NotModified(f"container {c.id} is already running")
-            if c.state.get("Status") == "removing":
-                raise Conflict("container is marked for removal and cannot be started")
+        back on exit unless a restart policy may need carrying out later. op: START (users, and serve
+        bringing back an exited `always` container) or RESPAWN (a restart policy's pending restart)."""
+        with self.locked(ref) as c:
+            self.check(c, op)
             try:
                 self._start_locked(c, attached)
             except NanovisorError as e:
                 c.state.update(Error=str(e), ExitCode=start_exit_code(str(e)))
-                if c.state["Status"] == "restarting":
-                    c.state.update(Status="exited", Restarting=False)
+                c.set_status(transition(c.status, Op.START_FAILED))
                 self.containers.save_state(c)
                 self._teardown(c)
                 raise
         if self.on_started is not None:
             self.on_started(c)
         return c
+
+    @contextmanager
+    def locked(self, ref: str | Container, missing_ok: bool = False) -> Iterator[Container | None]:
+        """Holds the container's lock and yields its record as stored now, with the exit of a process that
+        is gone already recorded. If it is gone (removed meanwhile, or auto-removed on that exit): raises
+        NotFound, or yields None if missing_ok."""
+        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        with self.locks.hold(c.id):
+            fresh = self.containers.reload(c)
+            if fresh is not None and fresh.running and self.exited(fresh):
+                fresh = self.reap(fresh)
+            if fresh is None:
+                if missing_ok:
+                    yield None
+                    return
+                raise no_such_container(ref if isinstance(ref, str) else c.id)
+            if fresh.status is State.REMOVING:
+                # removal holds the lock from start to end: found under the lock, it is the remains of a
+                # removal that died midway, which may be removed again
+                fresh.set_status(State.DEAD)
+            yield fresh
+
+    @staticmethod
+    def check(c: Container, op: Op) -> State:
+        """The state op leads c to; raises Docker's Conflict or NotModified if c's state does not allow it."""
+        return transition(c.status, op, c.id, c.name)
 
     def _start_locked(self, c: Container, attached: bool = False) -> None:
         from nanovisor.runtime.spec import SpecInput, build_spec
@@ -203,8 +227,8 @@ class Lifecycle:
             raise
         now = time.time()
         seq = c.state.get("_StartSeq", 0) + 1
-        c.state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
-                       Dead=False, Pid=created.pid, ExitCode=0, Error="", StartedAt=now,
+        c.set_status(State.RUNNING)
+        c.state.update(OOMKilled=False, Pid=created.pid, ExitCode=0, Error="", StartedAt=now,
                        _MonitorPid=created.monitor_pid, _MonitorStart=procs.start_time(created.monitor_pid),
                        _PidStart=procs.start_time(created.pid),
                        _StartSeq=seq, _ManualStop=False)
@@ -310,12 +334,14 @@ class Lifecycle:
                 pass
             oom = (self.paths.bundle_dir(c.id) / "oom").exists()
             self._teardown(c)
-            c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code, FinishedAt=finished,
-                           OOMKilled=oom, _ReapedSeq=c.state.get("_StartSeq", 0), _MonitorPid=0)
+            c.state.update(Pid=0, ExitCode=code, FinishedAt=finished, OOMKilled=oom,
+                           _ReapedSeq=c.state.get("_StartSeq", 0), _MonitorPid=0)
             restart_delay = self._restart_delay(c, policy, code)
-            if restart_delay is not None:
-                c.state.update(Status="restarting", Restarting=True,
-                               _RestartCount=c.state.get("_RestartCount", 0) + 1)
+            if restart_delay is None:
+                c.set_status(self.check(c, Op.EXIT))
+            else:
+                c.set_status(self.check(c, Op.DIE_RESTART))
+                c.state["_RestartCount"] = c.state.get("_RestartCount", 0) + 1
             self.containers.save_state(c)
             self.event(c, "die", exitCode=str(code))
         if restart_delay is not None:
@@ -344,7 +370,7 @@ class Lifecycle:
             return 255, time.time()  # the monitor died without recording (killed, or host reboot)
 
     def _restart_delay(self, c: Container, policy: str, code: int) -> float | None:
-        if c.state.get("_ManualStop") or c.state.get("Status") == "removing":
+        if c.state.get("_ManualStop"):
             return None
         count = c.state.get("_RestartCount", 0)
         if policy in ("always", "unless-stopped"):
@@ -362,11 +388,13 @@ class Lifecycle:
         def go() -> None:
             time.sleep(delay)
             fresh = self.containers.reload(c)
-            if fresh is None or fresh.state.get("Status") != "restarting":
+            if fresh is None or fresh.status is not State.RESTARTING:
                 return
             try:
-                self.start(fresh)
+                self.start(fresh, op=Op.RESPAWN)
                 self.event(fresh, "restart")
+            except NotModified:  # stopped, or brought back by someone else, meanwhile
+                pass
             except NanovisorError as e:
                 print(f"nanovisor: restart {c.id[:12]}: {e}", file=sys.stderr)
 
@@ -403,18 +431,9 @@ class Lifecycle:
         return True
 
     def stop(self, ref: str | Container, timeout: int | None = None, signal: str | None = None) -> Container:
-        c = ref if isinstance(ref, Container) else self.containers.get(ref)
-        with self.locks.hold(c.id):
-            c = self.containers.reload(c) or c
-            self.reconcile(c)
-            if c.state["Status"] == "restarting":
-                c.state.update(Status="exited", Restarting=False, _ManualStop=True)
-                self.containers.save_state(c)
+        with self.locked(ref) as c:
+            if not self._stop_marked(c, Op.STOP):  # a pending restart, cancelled
                 return c
-            if not c.running:
-                raise NotModified(f"container {c.id} is not running")
-            c.state["_ManualStop"] = True
-            self.containers.save_state(c)
         if timeout is None:
             timeout = c.config.get("StopTimeout")
         if timeout is None:
@@ -430,20 +449,45 @@ class Lifecycle:
         self.event(fresh, "stop")
         return fresh
 
+    def _stop_marked(self, c: Container, op: Op) -> bool:
+        """Under the lock: checks op (stop, kill, rm) against c's state and marks c stopped by hand, so no
+        restart policy brings it back (moby's HasBeenManuallyStopped); a pending restart is cancelled as
+        stop does (restarting → exited). True if c has a process still to signal."""
+        self.check(c, op)
+        if c.status in (State.RUNNING, State.PAUSED, State.RESTARTING):
+            c.state["_ManualStop"] = True
+            if c.status is State.RESTARTING:
+                c.set_status(self.check(c, Op.STOP))
+            self.containers.save_state(c)
+        return c.running
+
     def _signal(self, c: Container, runtime, sig: int, all_processes: bool = False) -> None:
         try:
             runtime.kill(c.id, str(sig), all_processes=all_processes)
-            if c.state.get("Paused"):
-                runtime.resume(c.id)
+            if c.paused:
+                try:
+                    runtime.resume(c.id)
+                except NanovisorError:
+                    if not (all_processes or sig == signals.SIGKILL):  # runc thaws the cgroup for these
+                        raise
+                self._resumed(c)
         except NanovisorError:
             if self.monitor_alive(c):
                 raise
 
+    def _resumed(self, c: Container) -> None:
+        """A paused container was thawed so that a signal reaches it: until it exits, it is running."""
+        with self.locks.hold(c.id):
+            fresh = self.containers.reload(c)
+            if fresh is not None and fresh.paused:
+                fresh.set_status(self.check(fresh, Op.UNPAUSE))
+                self.containers.save_state(fresh)
+        c.set_status(State.RUNNING)
+
     def kill(self, ref: str | Container, signal: str | None = None) -> Container:
-        c = ref if isinstance(ref, Container) else self.containers.get(ref)
-        c = self.reconcile(c)
-        if not c.running:
-            raise Conflict(f"Cannot kill container: {c.name}: Container {c.id} is not running")
+        with self.locked(ref) as c:
+            if not self._stop_marked(c, Op.KILL):  # a pending restart, cancelled
+                return c
         sig = parse_signal(signal, "SIGKILL")
         self.event(c, "kill", signal=str(sig))
         self._signal(c, self.runtimes.get(c.runtime), sig)
@@ -453,35 +497,29 @@ class Lifecycle:
         return c
 
     def restart(self, ref: str | Container, timeout: int | None = None, signal: str | None = None) -> Container:
-        c = ref if isinstance(ref, Container) else self.containers.get(ref)
+        with self.locked(ref) as c:
+            self.check(c, Op.RESTART)
         try:
             c = self.stop(c, timeout, signal)
         except NotModified:
             pass
-        c = self.containers.reload(c) or c
         c = self.start(c)
         self.event(c, "restart")
         return c
 
-    def pause(self, ref: str) -> None:
-        c = self.reconcile(self.containers.get(ref))
-        with self.locks.hold(c.id):
-            if not c.running:
-                raise Conflict(f"Container {c.id} is not running")
-            if c.state.get("Paused"):
-                raise Conflict(f"Container {c.id} is already paused")
+    def pause(self, ref: str | Container) -> None:
+        with self.locked(ref) as c:
+            target = self.check(c, Op.PAUSE)
             self.runtimes.get(c.runtime).pause(c.id)
-            c.state.update(Status="paused", Paused=True)
+            c.set_status(target)
             self.containers.save_state(c)
         self.event(c, "pause")
 
-    def unpause(self, ref: str) -> None:
-        c = self.reconcile(self.containers.get(ref))
-        with self.locks.hold(c.id):
-            if not c.state.get("Paused"):
-                raise Conflict(f"Container {c.id} is not paused")
+    def unpause(self, ref: str | Container) -> None:
+        with self.locked(ref) as c:
+            target = self.check(c, Op.UNPAUSE)
             self.runtimes.get(c.runtime).resume(c.id)
-            c.state.update(Status="running", Paused=False)
+            c.set_status(target)
             self.containers.save_state(c)
         self.event(c, "unpause")
 
@@ -489,38 +527,35 @@ class Lifecycle:
     def remove(self, ref: str | Container, force: bool = False, volumes: bool = False,
                remove_volume: Callable[[str], None] | None = None) -> None:
         c = ref if isinstance(ref, Container) else self.containers.get(ref)
-        c = self.reconcile(c)
-        if c.running or c.state.get("Status") == "restarting":
-            if not force:
-                raise Conflict(f'cannot remove container "/{c.name}": container is running: stop the container '
-                               f"before removing or force remove")
-            with self.locks.hold(c.id):
-                c = self.containers.reload(c) or c
-                c.state.update(_ManualStop=True)
-                if c.state["Status"] == "restarting":
-                    c.state.update(Status="exited", Restarting=False)
-                self.containers.save_state(c)
-            if c.running:
-                self._signal(c, self.runtimes.get(c.runtime), signals.SIGKILL, all_processes=True)
-                self.wait_exit(c, 30)
-                self.reap(c, force_local=True)
-        with self.locks.hold(c.id):
-            c = self.containers.reload(c)
-            if c is None:
+        with self.locked(c, missing_ok=True) as found:
+            if found is None:
+                return  # removed meanwhile (auto-remove on its exit, or another rm)
+            c = found
+            has_process = self._stop_marked(c, Op.REMOVE_FORCE if force else Op.REMOVE)
+        if has_process:
+            self._signal(c, self.runtimes.get(c.runtime), signals.SIGKILL, all_processes=True)
+            self.wait_exit(c, 30)
+            self.reap(c, force_local=True)
+        with self.locked(c, missing_ok=True) as found:
+            if found is None:
                 return
-            if c.running:
-                raise Conflict(f"cannot remove container \"/{c.name}\": container is running")
-            c.state["Status"] = "removing"
+            c = found
+            c.set_status(self.check(c, Op.REMOVE))  # stopped by hand: no restart policy brought it back
             self.containers.save_state(c)
-            self._teardown(c)
-            runtime = self.runtimes.get(c.runtime)
-            if (runtime.state_root / c.id).exists():  # reaping deleted it already, unless it failed midway
-                try:
-                    runtime.delete(c.id, force=True)
-                except NanovisorError:
-                    pass
-            self.snapshot(c).remove()
-            self.containers.delete(c)
+            try:
+                self._teardown(c)
+                runtime = self.runtimes.get(c.runtime)
+                if (runtime.state_root / c.id).exists():  # reaping deleted it already, unless it failed midway
+                    try:
+                        runtime.delete(c.id, force=True)
+                    except NanovisorError:
+                        pass
+                self.snapshot(c).remove()
+                self.containers.delete(c)
+            except BaseException:
+                c.set_status(self.check(c, Op.REMOVE_FAILED))  # dead: `rm` may try again
+                self.containers.save_state(c)
+                raise
         self.locks.forget(c.id)
         remove_volume = remove_volume or self.remove_volume
         if volumes and remove_volume is not None:

@@ -8,7 +8,8 @@ is saved, so what inspect shows is always what applies.
 
 from __future__ import annotations
 
-from nanovisor.errors import Conflict, InvalidParameter, NanovisorError
+from nanovisor.engine.state import Op
+from nanovisor.errors import InvalidParameter, NanovisorError
 
 RESOURCE_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
                  "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight", "OomKillDisable")
@@ -64,11 +65,8 @@ def apply(runtime, cid: str, host_config: dict) -> None:
 
 def update_container(lifecycle, ref: str, body: dict) -> dict:
     """POST /containers/{id}/update: under the container's lock, so a concurrent start sees old or new, whole."""
-    c = lifecycle.containers.get(ref)
-    with lifecycle.locks.hold(c.id):
-        c = lifecycle.containers.reload(c) or c
-        if c.state.get("Status") == "removing":
-            raise Conflict(f"Cannot update container {c.id}: container is marked for removal")
+    with lifecycle.locked(ref) as c:
+        lifecycle.check(c, Op.UPDATE)
         new, changed = merged_host_config(c.host_config, body)
         if changed and c.running:
             apply(lifecycle.runtimes.get(c.runtime), c.id, new)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from nanovisor.engine.containers import Container
 from nanovisor.engine.mounts import public
+from nanovisor.engine.state import State, docker_flags
 from nanovisor.engine.timefmt import rfc3339
 from nanovisor.paths import Paths
 
 
 def _state(c: Container) -> dict:
     s = {k: v for k, v in c.state.items() if not k.startswith("_") and k != "Health"}
+    s.update(docker_flags(c.status))  # derived from the one stored state, whatever the record holds
     s["StartedAt"] = rfc3339(s.get("StartedAt"))
     s["FinishedAt"] = rfc3339(s.get("FinishedAt"))
     health = current_health(c)
@@ -94,20 +96,20 @@ def inspect(c: Container, paths: Paths) -> dict:
 
 def status_text(c: Container, now: float) -> str:
     """`docker ps` STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created"."""
-    st = c.state
-    if st["Status"] == "running":
+    st, status = c.state, c.status
+    if status is State.RUNNING:
         from nanovisor.engine.health import status_suffix
 
         return f"Up {_ago(now - st['StartedAt'])}{status_suffix({'Health': current_health(c) or {}})}"
-    if st["Status"] == "paused":
+    if status is State.PAUSED:
         return f"Up {_ago(now - st['StartedAt'])} (Paused)"
-    if st["Status"] == "restarting":
+    if status is State.RESTARTING:
         return f"Restarting ({st['ExitCode']}) {_ago(now - (st['FinishedAt'] or now))} ago"
-    if st["Status"] == "exited":
+    if status is State.EXITED:
         return f"Exited ({st['ExitCode']}) {_ago(now - (st['FinishedAt'] or now))} ago"
-    if st["Status"] == "removing":
+    if status is State.REMOVING:
         return "Removal In Progress"
-    return st["Status"].capitalize()
+    return status.value.capitalize()  # Created, Dead
 
 
 def _ago(seconds: float) -> str:
@@ -155,7 +157,7 @@ def summary(c: Container, now: float) -> dict:
     return {
         "Id": c.id, "Names": ["/" + c.name], "Image": c.spec.get("ImageRef") or c.image_id, "ImageID": c.image_id,
         "Command": " ".join(argv), "Created": int(c.created), "Ports": ports,
-        "Labels": cfg.get("Labels") or {}, "State": c.state["Status"], "Status": status_text(c, now),
+        "Labels": cfg.get("Labels") or {}, "State": c.status.value, "Status": status_text(c, now),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
         "NetworkSettings": {"Networks": ns.get("Networks") or {}},
         "Mounts": public(c.spec.get("MountPoints") or []),
