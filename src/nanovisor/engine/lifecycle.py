@@ -129,6 +129,7 @@ class Lifecycle:
         bringing back an exited `always` container) or RESPAWN (a restart policy's pending restart)."""
         with self.locked(ref) as c:
             self.check(c, op)
+            self._clear_interrupted_start(c)
             try:
                 self._start_locked(c, attached)
             except NanovisorError as e:
@@ -140,6 +141,22 @@ class Lifecycle:
         if self.on_started is not None:
             self.on_started(c)
         return c
+
+    def _clear_interrupted_start(self, c: Container) -> None:
+        """A start cut short between the runtime's create and the saved state (serve killed) left a runtime
+        container the record does not know: delete it (and its process), and give its monitor time to record
+        that exit, before this start makes a new one — else the runtime refuses the id, or that late exit file
+        ends the new run."""
+        runtime = self.runtimes.get(c.runtime)
+        if not (runtime.state_root / c.id).exists():
+            return
+        try:
+            runtime.delete(c.id, force=True)
+        except NanovisorError:
+            pass
+        deadline = time.monotonic() + 5  # the monitor writes it within milliseconds, unless it is gone too
+        while not (self.paths.exits / c.id).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     @contextmanager
     def locked(self, ref: str | Container, missing_ok: bool = False) -> Iterator[Container | None]:
