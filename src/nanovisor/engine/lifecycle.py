@@ -1,11 +1,11 @@
 """The container lifecycle: created → running ⇄ paused → exited (→ restarting → running) → removing → gone.
 
 Which operation is allowed in which state, and what it leads to, is engine/state.py's one table: every
-operation here reloads the container under its lock, asks `transition()`, does the work and saves the new
-state in one write (`Container.set_status`, the only writer of `Status` and Docker's booleans). Exits are noticed by
-whoever looks first — the daemon (pidfd on the monitor), a CLI waiting in the foreground, conmon's exit
-command, or any read that finds the monitor gone — and reaping is idempotent, so any of them may die without
-losing an exit code: conmon has already written it to a file.
+operation here reloads the container under its lock (`locked`), asks the table (`check`), does the work and
+saves the new state in one write (`Container.set_status`, the only writer of `Status` and Docker's booleans).
+Exits are noticed by whoever looks first — the daemon (pidfd on the monitor), a CLI waiting in the
+foreground, conmon's exit command, or any read that finds the monitor gone — and reaping is idempotent, so any
+of them may die without losing an exit code: conmon has already written it to a file.
 """
 
 from __future__ import annotations
