@@ -190,3 +190,47 @@ def test_api_answers_as_docker(api, state, op):
     shown = api.inspect_container(c["id"])["State"]
     assert {k: shown[k] for k in ("Status", "Running", "Paused", "Restarting", "Dead")} == docker_flags(after)
     api.remove_container(c["id"], force=True)
+
+
+# -- records on disk -------------------------------------------------------------------------------------
+
+# a record's state as the engine wrote it before the table: `Status` and hand-set booleans, for each status
+OLD_RECORDS = {
+    "created": {"Running": False, "Paused": False, "Restarting": False, "Dead": False},
+    "running": {"Running": True, "Paused": False, "Restarting": False, "Dead": False},
+    "paused": {"Running": True, "Paused": True, "Restarting": False, "Dead": False},
+    "restarting": {"Running": False, "Paused": False, "Restarting": True, "Dead": False},  # Docker says Running
+    "exited": {"Running": False, "Paused": False, "Restarting": False, "Dead": False},
+    "removing": {"Running": False, "Paused": False, "Restarting": False, "Dead": False},
+}
+
+
+@pytest.mark.parametrize("status", list(OLD_RECORDS))
+def test_a_record_written_before_the_table_reads_as_its_status(status):
+    from nanovisor.engine import views
+    from nanovisor.engine.containers import Container
+
+    state = {"Status": status, **OLD_RECORDS[status], "OOMKilled": False, "Pid": 0, "ExitCode": 0, "Error": "",
+             "StartedAt": 0.0, "FinishedAt": 0.0, "_StartSeq": 1}
+    c = Container(id="c0ffee" * 10 + "abcd", name="old", image_id="sha256:1", created=0.0,
+                  spec={"Config": {}, "HostConfig": {}}, state=state)
+    assert c.status is State(status)
+    shown = views.summary(c, now=10.0)
+    assert shown["State"] == status
+    c.set_status(c.status)  # what the next save writes back
+    assert {k: c.state[k] for k in ("Status", "Running", "Paused", "Restarting", "Dead")} == docker_flags(State(status))
+
+
+def test_a_removal_that_died_midway_can_be_removed_again(nv, root):
+    """What a removal killed midway leaves is dead to every operation but rm (moby's Dead)."""
+    from nanovisor.engine.engine import Engine
+
+    cid = nv("create", "--network", "none", IMAGE, "true").stdout.strip()
+    engine = Engine(root)
+    c = engine.containers.get(cid)
+    c.set_status(State.REMOVING)  # saved by rm before it tears down, and never deleted: rm was killed
+    engine.containers.save_state(c)
+    started = nv("start", cid)
+    assert started.returncode != 0 and "container is marked for removal and cannot be started" in started.stderr
+    assert nv("rm", cid).returncode == 0
+    assert nv("inspect", cid).returncode != 0
