@@ -80,10 +80,27 @@ class Paths:
     def bundle_dir(self, cid: str) -> Path:
         return self.run_containers / cid
 
+    def private_modes(self) -> dict[Path, int]:
+        """Each directory of the engine and its mode: reachable by root only (Docker's answer to
+        CVE-2021-41091: an image layer or a container's tree holds setuid binaries and secrets, so no
+        other user may traverse into it). /run/nanovisor itself stays 0711: it holds the API socket, whose own
+        mode (and group) decides who may talk to the daemon."""
+        modes = {self.root: 0o710, self.root / "blobs": 0o700, self.blobs: 0o700, self.layers: 0o700,
+                 self.containers: 0o710, self.volumes: 0o700, self.tmp: 0o700}
+        if self.run != DEFAULT_RUN:
+            modes[DEFAULT_RUN] = 0o711
+        modes[self.run] = 0o711 if self.run == DEFAULT_RUN else 0o700
+        for p in (self.run_containers, self.exits, self.runtime_state, self.netns):
+            modes[p] = 0o700
+        return modes
+
     def ensure(self) -> None:
-        for p in (self.root, self.blobs, self.layers, self.containers, self.volumes, self.tmp,
-                  self.run_containers, self.exits, self.runtime_state, self.netns):
-            p.mkdir(parents=True, exist_ok=True)
+        """Create the directories with their modes; an existing root gets its modes fixed (roots made by
+        older versions were 0755 all the way down)."""
+        for p, mode in self.private_modes().items():
+            p.mkdir(parents=True, exist_ok=True, mode=mode)
+            if p.stat().st_mode & 0o7777 != mode:
+                os.chmod(p, mode)
         owner = self.run / "root"  # names the root this runtime state belongs to (cleanup, reconciliation)
         if not owner.exists():
             owner.write_text(str(self.root))

@@ -385,7 +385,7 @@ def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
         final = layers_dir / diff_id.split(":", 1)[1]
         (work / "meta.json").write_text(json.dumps({"diff_id": diff_id, "size": size,
                                                    "tar_size": src.size}))
-        os.chmod(work, 0o755)
+        os.chmod(work, 0o700)  # a layer holds setuid binaries: root only (the layers dir is 0700 too)
         try:
             os.rename(work, final)
         except OSError as e:

@@ -7,6 +7,7 @@ up front (BEGIN IMMEDIATE) so read-modify-write sequences never interleave betwe
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -75,6 +76,7 @@ class Database:
         self.path = Path(path)
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)
         self._conn().executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
@@ -126,6 +128,18 @@ class Database:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _make_private(path: Path) -> None:
+    """The database (and its -wal/-shm, which SQLite creates with the database's mode) holds container
+    environments, i.e. secrets: owner-only, also for files an older version created world-readable."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            if p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def dumps(obj: Any) -> str:
