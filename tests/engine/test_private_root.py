@@ -38,6 +38,7 @@ def open_root(fresh_root):
     parents = [p for p in fresh_root.parents if p != Path("/") and stat.S_IMODE(p.stat().st_mode) == 0o700]
     for p in parents:
         os.chmod(p, 0o711)
+    os.chmod(fresh_root, 0o755)  # as /var/lib/nanovisor would be made under umask 022 (mkdtemp made it 0700)
     control = fresh_root.parent / f"{fresh_root.name}-control"
     control.write_text("readable\n")
     try:
