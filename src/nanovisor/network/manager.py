@@ -225,9 +225,12 @@ class NetworkManager(Networks):
         if want_ip and not net.spec.get("UserSubnet"):
             raise InvalidParameter("user specified IP address is supported only when connecting to networks "
                                    "with user configured subnets")
-        if not net.is_default or net.bridge not in links.link_names():
+        present = net.bridge in links.link_names()
+        if not net.is_default or not present:
             with host_lock():
                 self._materialize_quiet(net)
+        if not present:  # a new bridge (the default one appears on first use) joins the isolation rules now
+            self.sync_rules()
         subnet = ipaddress.IPv4Network(net.spec["Subnet"])
         ifname = f"eth{sandbox['next_if']}"
         with self.db.transaction():

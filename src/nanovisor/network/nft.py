@@ -7,7 +7,8 @@ ruleset, and two engine roots never touch each other's rules. JSON goes through 
 Per bridge: published ports are DNATed in prerouting and output (fib daddr type local, like Docker's
 ADDRTYPE match), hairpin and host-loopback connections are masqueraded so replies come back through the
 host, 127.0.0.0/8 arriving from a bridge is dropped (route_localnet is on), and forwarding into a bridge
-is allowed only for replies, DNATed connections and same-bridge traffic (network isolation).
+is allowed only for replies, DNATed connections and same-bridge traffic; bridges never reach each other,
+in either direction (see _forward).
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def render(table: str, bridges: list[BridgeRules], ports: list[PortRule]) -> lis
                  {"dnat": {"family": "ip", "addr": p.addr, "port": p.port}}]
         rule("publish", *expr)
 
+    iif, oif = _meta("iifname"), _meta("oifname")
+    _forward(cmds, t, bridges)
     for b in bridges:
-        iif, oif = _meta("iifname"), _meta("oifname")
         rule("guard", _m(iif, b.name), _m(IP_DADDR, _prefix("127.0.0.0/8")), DROP)
         rule("postrouting", _m(oif, b.name), _m(IP_SADDR, _prefix("127.0.0.0/8")), MASQ)
         # hairpin: no iifname match, br_netfilter passes bridged packets here without an input device
@@ -99,12 +101,32 @@ def render(table: str, bridges: list[BridgeRules], ports: list[PortRule]) -> lis
              _m({"ct": {"key": "status"}}, "dnat", op="in"), MASQ)
         if b.outbound and b.masquerade:
             rule("postrouting", _m(IP_SADDR, _prefix(b.subnet)), _m(oif, b.name, op="!="), MASQ)
-        rule("forward", _m(oif, b.name), _m({"ct": {"key": "state"}}, ["established", "related"], op="in"), ACCEPT)
-        rule("forward", _m(oif, b.name), _m({"ct": {"key": "status"}}, "dnat", op="in"), ACCEPT)
-        rule("forward", _m(iif, b.name), _m(oif, b.name), ACCEPT)
-        rule("forward", _m(oif, b.name), DROP)
-        rule("forward", _m(iif, b.name), ACCEPT if b.outbound else DROP)
     return cmds
+
+
+def _forward(cmds: list[dict], t: dict, bridges: list[BridgeRules]) -> None:
+    """The forward chain, in stages whose order is fixed whatever order the networks were created in:
+    1. replies, DNATed (published-port) connections and same-bridge traffic are accepted;
+    2. any bridge to any other bridge of this root is dropped (isolation, both ways, default bridge
+       included) — before any bridge's outbound accept can see the packet;
+    3. nothing else enters a bridge;
+    4. leaving a bridge for the outside: accepted, or dropped for internal / no-outbound networks.
+    Bridges of another engine root are isolated by that root's own table (stage 3 there)."""
+    iif, oif = _meta("iifname"), _meta("oifname")
+    names = [b.name for b in bridges]
+    cmds.append({"add": {"set": dict(t, name="bridges", type="ifname", elem=names)}})
+
+    def rule(*expr: dict) -> None:
+        cmds.append({"add": {"rule": dict(t, chain="forward", expr=list(expr))}})
+
+    rule(_m(oif, "@bridges"), _m({"ct": {"key": "state"}}, ["established", "related"], op="in"), ACCEPT)
+    rule(_m(oif, "@bridges"), _m({"ct": {"key": "status"}}, "dnat", op="in"), ACCEPT)
+    for b in bridges:
+        rule(_m(iif, b.name), _m(oif, b.name), ACCEPT)
+    rule(_m(iif, "@bridges"), _m(oif, "@bridges"), DROP)
+    rule(_m(oif, "@bridges"), DROP)
+    for b in bridges:
+        rule(_m(iif, b.name), ACCEPT if b.outbound else DROP)
 
 
 def run(cmds: list[dict]) -> None:
