@@ -186,11 +186,14 @@ def test_load_profile_forms(tmp_path):
     custom = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"}]}
     assert seccomp.load_profile(json.dumps(custom)) == custom
     f = tmp_path / "p.json"
-    f.write_text(json.dumps(custom))
-    assert seccomp.to_oci(seccomp.load_profile(str(f)), []) == {
+    f.write_text(json.dumps(custom, indent=2))
+    sent = seccomp.read_profile_file(str(f))  # the client reads the file, the daemon gets its content
+    assert seccomp.to_oci(seccomp.load_profile(sent), []) == {
         "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
     with pytest.raises(InvalidParameter, match="Decoding seccomp profile failed"):
         seccomp.load_profile("{not json")
+    with pytest.raises(InvalidParameter, match="not a path"):  # the daemon never opens host files
+        seccomp.load_profile(str(f))
 
 
 # options ------------------------------------------------------------------------------------------------

@@ -75,9 +75,24 @@ class BuildContext:
     def __init__(self, root: Path, owned: bool) -> None:
         self.root = Path(root)
         self.owned = owned
-        ignore = self.root / ".dockerignore"
-        patterns = read_patterns(ignore.read_text(errors="replace")) if ignore.is_file() else []
+        self.sources = SourceRoot(self.root)
+        ignore = self._read_inside(".dockerignore")
+        patterns = read_patterns(ignore.decode("utf-8", errors="replace")) if ignore is not None else []
         self.sources = SourceRoot(self.root, Matcher(patterns))
+
+    def _read_inside(self, rel: str) -> bytes | None:
+        """A regular file of the context, symlinks resolved inside it (moby's FollowSymlinkInScope): a
+        `.dockerignore` or Dockerfile linking to /etc/shadow reads the context's /etc/shadow, if any. None
+        when there is no regular file there (a FIFO or a device is never opened for reading)."""
+        try:
+            resolved = self.sources.resolve(rel)
+            fd = os.open(self.root / resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, InvalidParameter):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return f.read()
 
     @classmethod
     def from_dir(cls, path: str | os.PathLike) -> BuildContext:
@@ -103,11 +118,9 @@ class BuildContext:
         rel = posixpath.normpath(name or "Dockerfile").lstrip("/")
         if rel.startswith(".."):
             raise InvalidParameter(f"Cannot locate specified Dockerfile: {name}")
-        try:
-            resolved = self.sources.resolve(rel)
-            data = (self.root / resolved).read_bytes() if resolved else b""
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, InvalidParameter):
-            raise InvalidParameter(f"Cannot locate specified Dockerfile: {name}") from None
+        data = self._read_inside(rel)
+        if data is None:
+            raise InvalidParameter(f"Cannot locate specified Dockerfile: {name}")
         return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
     def close(self) -> None:

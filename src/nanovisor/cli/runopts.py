@@ -196,6 +196,19 @@ def _ports(publish: list[str], expose: list[str]) -> tuple[dict, dict]:
     return exposed, bindings
 
 
+def _security_opts(items: list[str]) -> list[str]:
+    """seccomp=FILE becomes seccomp=<the file's JSON>, as the docker CLI sends it: the daemon reads no file."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if key == "seccomp" and sep:
+            from nanovisor.runtime.seccomp import read_profile_file
+
+            item = "seccomp=" + read_profile_file(value)
+        out.append(item)
+    return out
+
+
 def body_from_args(args) -> tuple[dict, str | None]:
     env = _env(args)
     labels = _kv_list(args.label, "label")
@@ -223,7 +236,7 @@ def body_from_args(args) -> tuple[dict, str | None]:
         "RestartPolicy": _restart(args.restart), "AutoRemove": args.rm,
         "LogConfig": {"Type": args.log_driver or "", "Config": log_config},
         "NetworkMode": args.network or "default", "Isolation": args.isolation, "Runtime": args.runtime,
-        "SecurityOpt": args.security_opt or None, "Ulimits": _ulimits(args.ulimit) or None,
+        "SecurityOpt": _security_opts(args.security_opt) or None, "Ulimits": _ulimits(args.ulimit) or None,
         "ExtraHosts": args.add_host or None, "Dns": args.dns, "DnsSearch": args.dns_search,
         "DnsOptions": args.dns_option, "PortBindings": bindings, "PublishAllPorts": args.publish_all,
         "ShmSize": _size(args.shm_size) or None, "Devices": devices or None, "GroupAdd": args.group_add or None,

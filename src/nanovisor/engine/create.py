@@ -40,11 +40,23 @@ def validate_host_config(hc: dict) -> None:
     from nanovisor.runtime.spec_resources import validate_host_config as validate_resources
 
     validate_resources(hc)
+    _validate_security_opt(hc.get("SecurityOpt"))
     mode = hc.get("NetworkMode") or ""
     if mode not in _NETWORK_MODES and not mode.startswith("container:"):
         hc["_UserNetwork"] = mode
     if mode in ("", "default"):
         hc["NetworkMode"] = "bridge"
+
+
+def _validate_security_opt(opts) -> None:
+    """Refused at create, not at the first start: a bad option, a seccomp profile that is not JSON, or a
+    path (the daemon reads no host file a request names)."""
+    from nanovisor.runtime.seccomp import load_profile
+    from nanovisor.runtime.spec import parse_security_opt
+
+    sec = parse_security_opt(opts)
+    if sec.seccomp.strip() not in ("", "builtin"):
+        load_profile(sec.seccomp)
 
 
 def create_container(body: dict, name: str | None, *, images, containers: ContainerStore,

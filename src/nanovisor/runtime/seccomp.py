@@ -1,4 +1,4 @@
-"""Seccomp: Docker-format profiles (default, `seccomp=<json>`, `seccomp=FILE`) → the OCI `linux.seccomp`.
+"""Seccomp: Docker-format profiles (default, `seccomp=<json>`; a FILE is read by the client) → the OCI `linux.seccomp`.
 
 A Docker profile is an allow list whose rules carry conditions: `includes`/`excludes` on architecture,
 capability and kernel version. They are resolved here, against the container's bounding capabilities, the
@@ -68,28 +68,41 @@ def default_profile() -> dict:
 def load_profile(value: str) -> dict | None:
     """The profile named by `--security-opt seccomp=VALUE`; None for "unconfined".
 
-    The docker CLI sends a file's *content* (JSON); a path is accepted too for nanovisor's own CLI and API
-    users. "builtin" or "" mean the default profile.
+    VALUE is the profile's JSON content: the docker CLI (and nanovisor's) reads a file on the client's side
+    and sends what it holds, as dockerd expects. A path is refused: the daemon never opens host files a
+    request names (a FIFO there would hang it, any root-readable file would be parsed). "builtin" or ""
+    mean the default profile.
     """
     value = value.strip()
     if value == "unconfined":
         return None
     if value in ("", "builtin"):
         return default_profile()
-    if value.startswith("{"):
-        text = value
-    else:
-        try:
-            text = Path(value).read_text()
-        except OSError as e:
-            raise InvalidParameter(f"opening seccomp profile ({value}) failed: {e.strerror}") from None
+    if not value.startswith("{"):
+        raise InvalidParameter(f"invalid seccomp profile {value[:200]!r}: the daemon takes the profile's JSON "
+                               "content, not a path (the docker CLI reads the file and sends its content)")
     try:
-        profile = json.loads(text)
-    except ValueError as e:
+        profile = json.loads(value)
+    except (ValueError, RecursionError) as e:
         raise InvalidParameter(f"Decoding seccomp profile failed: {e}") from None
     if not isinstance(profile, dict):
         raise InvalidParameter("Decoding seccomp profile failed: not a JSON object")
     return profile
+
+
+def read_profile_file(value: str) -> str:
+    """Client side of `--security-opt seccomp=FILE` (the docker CLI's parseSecurityOpts): the file's JSON,
+    compacted; "unconfined" and "builtin" pass through."""
+    if value in ("unconfined", "builtin"):
+        return value
+    try:
+        text = Path(value).read_text()
+    except OSError as e:
+        raise InvalidParameter(f"opening seccomp profile ({value}) failed: {e.strerror}") from None
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"))
+    except (ValueError, RecursionError) as e:
+        raise InvalidParameter(f"compacting json for seccomp profile ({value}) failed: {e}") from None
 
 
 def _filter_ok(flt: dict | None, arch: str, caps: set[str], kernel: tuple[int, int], include: bool) -> bool:
