@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -20,6 +19,7 @@ from typing import BinaryIO
 
 from nanovisor.builder.dockerignore import Matcher, _compile, read_patterns
 from nanovisor.errors import InvalidParameter, NotFound
+from nanovisor.rmtree import remove_tree
 
 CHUNK = 1 << 20
 _GLOB = set("*?[")
@@ -110,7 +110,7 @@ class BuildContext:
         try:
             extract_into(root, stream, "/")
         except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root, ignore_errors=True)
             raise
         return cls(root, owned=True)
 
@@ -125,7 +125,7 @@ class BuildContext:
 
     def close(self) -> None:
         if self.owned:
-            shutil.rmtree(self.root, ignore_errors=True)
+            remove_tree(self.root, ignore_errors=True)
 
 
 def find_sources(root: SourceRoot, patterns: list[str], cmd: str) -> list[Source]:

@@ -11,6 +11,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanovisor.images.rootfs_tar import file_blocks, file_caps
@@ -68,6 +69,18 @@ class LowerView:
         return False
 
 
+@dataclass
+class _Frame:
+    """A directory of the upper dir being walked."""
+
+    rel: str
+    path: Path
+    st: os.stat_result | None
+    opaque: bool
+    emitted: bool              # its header is written (or it is the walk's root, which has none)
+    children: Iterator[str] = field(default_factory=lambda: iter(()))
+
+
 class _Writer:
     def __init__(self, upper: Path, lower: LowerView, skip: frozenset[str]) -> None:
         self.upper = upper
@@ -95,25 +108,67 @@ class _Writer:
         return ti.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
 
     def tree(self, rel: str) -> Iterator[bytes]:
-        """Entries below directory rel ("" for the root), sorted, depth first."""
-        path = self.upper / rel if rel else self.upper
-        for name in sorted(os.listdir(path)):
-            yield from self.entry(f"{rel}/{name}" if rel else name)
+        """Entries below directory rel ("" for the root), sorted, depth first. An explicit stack, not
+        recursion (a container can make a tree thousands of levels deep). A directory's header waits until
+        it is known to belong in the layer: when its first entry does, or at its end when it is opaque, new
+        or changed (a directory only copied up for children we dropped is left out)."""
+        frames = [_Frame(rel, self.upper / rel if rel else self.upper, None, False, True)]
+        frames[0].children = iter(sorted(os.listdir(frames[0].path)))
+        while frames:
+            top = frames[-1]
+            name = next(top.children, None)
+            if name is None:
+                frames.pop()
+                if not top.emitted and self._dir_kept(top):
+                    yield from self._flush(frames + [top])
+                continue
+            crel = f"{top.rel}/{name}" if top.rel else name
+            path = self.upper / crel
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                frame = _Frame(crel, path, st, _xattr(path, OPAQUE_XATTR) == b"y", False)
+                frame.children = iter(sorted(os.listdir(path)))
+                frames.append(frame)
+                continue
+            first = True
+            for chunk in self.entry(crel, st):
+                if first:
+                    yield from self._flush(frames)
+                    first = False
+                yield chunk
 
-    def entry(self, rel: str) -> Iterator[bytes]:
+    def _flush(self, frames: list[_Frame]) -> Iterator[bytes]:
+        """Headers of the enclosing directories not written yet, outermost first."""
+        for f in frames:
+            if not f.emitted:
+                f.emitted = True
+                yield self.header(f.rel + "/", f.st, kind=tarfile.DIRTYPE, caps=_xattr(f.path, "security.capability"))
+                if f.opaque:
+                    yield self.header(f"{f.rel}/.wh..wh..opq", None)
+
+    def _dir_kept(self, f: _Frame) -> bool:
+        """Whether a directory with no entry of its own in the layer still belongs there."""
+        if f.opaque:
+            return True
+        below = self.lower.lstat(f.rel)
+        if below is not None and stat.S_ISDIR(below.st_mode) and \
+                (below.st_mode, below.st_uid, below.st_gid) == (f.st.st_mode, f.st.st_uid, f.st.st_gid):
+            return False  # only copied up for children we dropped (or a touched mtime): no change worth a layer
+        if below is None and f.rel in self.skip:
+            return False  # a mount point the runtime made
+        return True
+
+    def entry(self, rel: str, st: os.stat_result) -> Iterator[bytes]:
+        """A non-directory entry of the upper dir (tree() walks the directories)."""
         path = self.upper / rel
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
         mode = st.st_mode
         if stat.S_ISCHR(mode) and st.st_rdev == 0:  # overlay whiteout
             parent, _, base = rel.rpartition("/")
             if self.lower.lstat(rel) is not None:
                 yield self.header(f"{parent}/.wh.{base}" if parent else f".wh.{base}", None)
-            return
-        if stat.S_ISDIR(mode):
-            yield from self._dir(rel, path, st)
             return
         if rel in self.skip and stat.S_ISREG(mode) and st.st_size == 0 and self.lower.lstat(rel) is None:
             return
@@ -133,20 +188,6 @@ class _Writer:
             yield self.header(rel, st, kind=tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
         elif stat.S_ISFIFO(mode):
             yield self.header(rel, st, kind=tarfile.FIFOTYPE)
-
-    def _dir(self, rel: str, path: Path, st: os.stat_result) -> Iterator[bytes]:
-        opaque = _xattr(path, OPAQUE_XATTR) == b"y"
-        children = list(self.tree(rel))
-        below = self.lower.lstat(rel)
-        if not children and not opaque and below is not None and stat.S_ISDIR(below.st_mode) and \
-                (below.st_mode, below.st_uid, below.st_gid) == (st.st_mode, st.st_uid, st.st_gid):
-            return  # only copied up for children we dropped (or a touched mtime): no change worth a layer
-        if not children and not opaque and below is None and rel in self.skip:
-            return  # a mount point the runtime made
-        yield self.header(rel + "/", st, kind=tarfile.DIRTYPE, caps=_xattr(path, "security.capability"))
-        if opaque:
-            yield self.header(f"{rel}/.wh..wh..opq", None)
-        yield from children
 
     def _file(self, rel: str, path: Path, st: os.stat_result) -> Iterator[bytes]:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

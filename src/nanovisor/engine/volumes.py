@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import time
 from pathlib import Path
 
 from nanovisor.engine.timefmt import rfc3339
 from nanovisor.errors import Conflict, InvalidParameter, no_such_volume
+from nanovisor.rmtree import remove_tree
 from nanovisor.store.db import Database, dumps, loads
 
 _VALID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -65,7 +65,7 @@ class VolumeStore:
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         self.db.execute("DELETE FROM volumes WHERE name = ?", (name,))
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        remove_tree(self.root / name, ignore_errors=True)
 
     def size(self, name: str) -> int:
         total = 0

@@ -88,7 +88,26 @@ class _TarOut:
         return ti.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
 
     def entry(self, dir_fd: int, base: str, name: str) -> Iterator[bytes]:
-        """One entry (recursively for directories); name is its path in the archive."""
+        """One entry, and for a directory everything below it; name is its path in the archive. An explicit
+        stack of open directories instead of recursion: a container can make a tree thousands of levels deep
+        (recursion stopped at ~1,000 with RecursionError)."""
+        stack: list[tuple[int, Iterator[str], str]] = []  # (dir fd, its children left, its archive name)
+        try:
+            yield from self._one(dir_fd, base, name, stack)
+            while stack:
+                fd, children, parent = stack[-1]
+                child = next(children, None)
+                if child is None:
+                    stack.pop()
+                    os.close(fd)
+                    continue
+                yield from self._one(fd, child, f"{parent.rstrip('/')}/{child}" if parent != "." else child, stack)
+        finally:
+            for fd, _, _ in stack:
+                os.close(fd)
+
+    def _one(self, dir_fd: int, base: str, name: str, stack: list) -> Iterator[bytes]:
+        """The header (and data) of one entry; a directory is pushed on stack for entry() to walk."""
         try:
             st = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -107,11 +126,12 @@ class _TarOut:
                     return  # swapped while we walked: skip rather than follow
                 raise
             try:
-                yield self.header(name.rstrip("/") + "/", st, caps=file_caps(fd))
-                for child in sorted(os.listdir(fd)):
-                    yield from self.entry(fd, child, f"{name.rstrip('/')}/{child}" if name != "." else child)
-            finally:
+                children = sorted(os.listdir(fd))
+            except OSError:
                 os.close(fd)
+                raise
+            stack.append((fd, iter(children), name))
+            yield self.header(name.rstrip("/") + "/", st, caps=file_caps(fd))
             return
         if fmt != stat.S_IFREG:
             yield self.header(name, st)

@@ -117,12 +117,18 @@ class _Tree:
         if not path:
             return self.root_fd
         fd = self.dirs.get(path)
-        if fd is None:
-            if len(self.dirs) >= _MAX_CACHED_DIRS:
-                self.close_dirs()
-            up, _, base = path.rpartition("/")
-            fd = os.open(base, _O_DIR, dir_fd=self._dir(up))
-            self.dirs[path] = fd
+        if fd is not None:
+            return fd
+        if len(self.dirs) >= _MAX_CACHED_DIRS:
+            self.close_dirs()
+        missing, cur = [], path  # a loop down from the deepest cached ancestor: layers nest thousands deep
+        while cur and cur not in self.dirs:
+            missing.append(cur)
+            cur = cur.rpartition("/")[0]
+        fd = self.dirs[cur] if cur else self.root_fd
+        for p in reversed(missing):
+            fd = os.open(p.rpartition("/")[2], _O_DIR, dir_fd=fd)
+            self.dirs[p] = fd
         return fd
 
     def open(self, name: str) -> int:

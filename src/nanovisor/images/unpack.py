@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from nanovisor.images.tarstream import (
     decompressed,
     members,
 )
+from nanovisor.rmtree import remove_tree
 
 __all__ = ["FileNotInRoot", "LayerInfo", "export_tar", "extract_into", "stat_path", "tar_path", "unpack_layer"]
 
@@ -88,9 +88,19 @@ class _Writer:
         if len(self.dirs) > _MAX_CACHED_DIRS:
             self._forget()
         if self.layer:
-            # one openat from the (cached) grandparent: tars list siblings together
-            up, _, base = parent.rpartition("/")
-            fd = fstree.open_child(self._parent(up), base, True, shown=parent) if parent else os.dup(self.root_fd)
+            # one openat per level from the deepest cached ancestor (tars list siblings together); a loop, not
+            # recursion: an archive may nest thousands of directories
+            missing, cur = [], parent
+            while cur and cur not in self.dirs:
+                missing.append(cur)
+                cur = cur.rpartition("/")[0]
+            if cur not in self.dirs:
+                self.dirs[cur] = os.dup(self.root_fd)
+            fd = self.dirs[cur]
+            for path in reversed(missing):
+                fd = fstree.open_child(fd, path.rpartition("/")[2], True, shown=path)
+                self.dirs[path] = fd
+            return fd
         else:
             fd, _names, leaf = fstree.resolve_in_root(self.root_fd, parent.split("/") if parent else [],
                                                       create=True)
@@ -114,7 +124,7 @@ class _Writer:
                 raise InvalidParameter(f'cannot overwrite directory "/{path}" with non-directory "/{path}"')
             raise InvalidParameter(f'cannot overwrite non-directory "/{path}" with directory "/{path}"')
         if old_dir:
-            shutil.rmtree(base, dir_fd=pfd)
+            remove_tree(base, ignore_errors=False, dir_fd=pfd)
         else:
             os.unlink(base, dir_fd=pfd)
         self._forget()
@@ -391,10 +401,10 @@ def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
         except OSError as e:
             if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
-            shutil.rmtree(work, ignore_errors=True)  # someone else got there first: same content
+            remove_tree(work)  # someone else got there first: same content
         return LayerInfo(diff_id=diff_id, size=size, compression=compression, path=final)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         raise
     finally:
         close = getattr(raw, "close", None)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 from nanovisor.errors import SystemError_
+from nanovisor.rmtree import remove_tree
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -84,4 +84,4 @@ class OverlaySnapshot:
 
     def remove(self) -> None:
         self.unmount()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        remove_tree(self.dir, ignore_errors=True)
