@@ -3,14 +3,13 @@ and POST /commit."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Generator, Iterator
 from typing import BinaryIO
 
 from nanovisor import errors
-from nanovisor.api.request import Request
+from nanovisor.api.request import Request, loads_json
 from nanovisor.api.responses import JSON, Response, Stream, json_error_message, json_lines
 
 _BUILDKIT_VERSION = "2"
@@ -79,10 +78,7 @@ def _tags(values: list[str]) -> list[str]:
 def _json_map(raw: str | None, what: str) -> dict:
     if not raw:
         return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as e:
-        raise errors.InvalidParameter(f"{what}: {e}") from None
+    value = loads_json(raw, what)
     if value is None:
         return {}
     if not isinstance(value, dict):

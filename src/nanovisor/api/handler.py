@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from nanovisor import API_VERSION, __version__
 from nanovisor.api import hijack
-from nanovisor.api.body import BodyReader
+from nanovisor.api.body import BodyReader, FramingError
 from nanovisor.api.errors import error_status
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON_TYPE, Hijack, Response, Stream, WebSocket, dumps
@@ -57,9 +58,31 @@ class ApiHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = lambda self: self._dispatch()  # noqa: E731
 
     # -- dispatch ---------------------------------------------------------------------------------------
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own answers to a request it could not parse (request line, headers): JSON like every
+        other error, 400 for an oversize line or header block too, 404 for an unknown method (as moby's
+        router), and the connection closed: where the next request would start is unknown."""
+        if code == 501:
+            code, message = 404, "page not found"
+        elif code in (414, 431):
+            code = 400
+        body = dumps({"message": message or HTTPStatus(code).phrase})
+        self.close_connection = True
+        self.send_response(code)
+        self.send_header("Content-Type", JSON_TYPE)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
-        body = BodyReader(self.rfile, self.headers)
+        try:
+            body = BodyReader(self.rfile, self.headers)
+        except FramingError as e:
+            self.send_error(400, str(e))
+            return
         api_version = API_VERSION
         req = None
         try:
@@ -84,6 +107,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         if not body.drain():
             self.close_connection = True
+            if not isinstance(resp, Stream):
+                resp.headers.setdefault("Connection", "close")
         if isinstance(resp, Stream):
             self._write_stream(resp)
         else:

@@ -100,9 +100,10 @@ def _registry_auth(req: Request) -> dict | None:
     if not raw:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except ValueError:
+        auth = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, RecursionError):
         return None
+    return auth if isinstance(auth, dict) else None
 
 
 ROUTES = [

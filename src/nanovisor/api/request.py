@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
@@ -11,6 +12,10 @@ from nanovisor import errors
 from nanovisor.api.body import BodyReader
 
 _FALSE = {"", "0", "no", "false", "none"}
+_INT = re.compile(r"[-+]?[0-9]{1,19}")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+MAX_JSON_DEPTH = 64
+MAX_JSON_BODY = 32 << 20
 
 
 @dataclass
@@ -40,13 +45,13 @@ class Request:
         return v.strip().lower() not in _FALSE
 
     def qint(self, name: str, default: int | None = None) -> int | None:
+        """A signed 64-bit integer, as Go's strconv.ParseInt reads it (no spaces, no "_", no "+0x")."""
         v = self.q(name)
         if v is None or v == "":
             return default
-        try:
-            return int(v)
-        except ValueError:
-            raise errors.InvalidParameter(f'invalid value for "{name}": {v!r} is not an integer') from None
+        if not _INT.fullmatch(v) or not INT64_MIN <= int(v) <= INT64_MAX:
+            raise errors.InvalidParameter(f'invalid value for "{name}": {v[:40]!r} is not an integer') from None
+        return int(v)
 
     def qtime(self, name: str) -> float:
         """Unix time as "seconds[.nanoseconds]" (what the docker CLI sends for since/until); 0 if absent."""
@@ -54,10 +59,12 @@ class Request:
         if not v:
             return 0.0
         try:
-            return float(v)
+            t = float(v)
         except ValueError:
-            raise errors.InvalidParameter(
-                f'invalid value for "{name}": {v!r} is not a unix timestamp') from None
+            t = float("nan")
+        if not -1e12 < t < 1e12:  # NaN, inf and times no clock reaches
+            raise errors.InvalidParameter(f'invalid value for "{name}": {v[:40]!r} is not a unix timestamp')
+        return t
 
     def qfilters(self) -> dict[str, list[str]] | None:
         return parse_filters(self.q("filters"))
@@ -66,15 +73,21 @@ class Request:
     def json(self, required: bool = False, empty_message: str = "request body is empty",
              null_ok: bool = False) -> dict:
         """The body as a JSON object; empty (or, with null_ok, JSON null) gives {} unless required."""
-        raw = self.body.read_all()
+        parts, size = [], 0
+        while size <= MAX_JSON_BODY:
+            data = self.body.read(min(1 << 16, MAX_JSON_BODY + 1 - size))
+            if not data:
+                break
+            parts.append(data)
+            size += len(data)
+        raw = b"".join(parts)
+        if size > MAX_JSON_BODY:
+            raise errors.InvalidParameter(f"request body too large (over {MAX_JSON_BODY >> 20} MiB of JSON)")
         if not raw.strip() or (null_ok and raw.strip() == b"null"):
             if required:
                 raise errors.InvalidParameter(empty_message)
             return {}
-        try:
-            value = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise errors.InvalidParameter(f"invalid JSON: {e}") from None
+        value = loads_json(raw, "invalid JSON")
         if not isinstance(value, dict):
             raise errors.InvalidParameter("invalid JSON: expected an object")
         return value
@@ -85,14 +98,36 @@ class Request:
         return "upgrade" in conn and (self.headers.get("Upgrade") or "").lower() == "tcp"
 
 
+def loads_json(raw: str | bytes, what: str) -> Any:
+    """json.loads for what a client sent: bad text, nesting deeper than MAX_JSON_DEPTH (every later walk of
+    the value, ours or the runtime's, would pay for it; Docker's own bodies nest ~6 deep) and non-finite
+    numbers are a 400 "<what>: ...", never a RecursionError."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        reason = "nesting too deep" if isinstance(e, RecursionError) else str(e)
+        raise errors.InvalidParameter(f"{what}: {reason}") from None
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise errors.InvalidParameter(f"{what}: nesting deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_filters(raw: str | None) -> dict[str, list[str]] | None:
     """Docker filters JSON: {"key": ["v", ...]} or the older {"key": {"v": true}} form."""
     if not raw:
         return None
-    try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise errors.InvalidParameter(f"invalid filter: {e}") from None
+    data = loads_json(raw, "invalid filter")
     if not isinstance(data, dict):
         raise errors.InvalidParameter("invalid filter: expected a JSON object")
     out: dict[str, list[str]] = {}

@@ -6,6 +6,7 @@ import copy
 import secrets
 import time
 
+from nanovisor import jsontypes
 from nanovisor.engine.containers import Container, ContainerStore, initial_state
 from nanovisor.engine.mounts import resolve_mounts
 from nanovisor.engine.names import generate_name, validate_name
@@ -65,6 +66,7 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
 
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: expected an object")
+    jsontypes.check(body, "ContainerCreate")
     image_ref = body.get("Image") or ""
     if not image_ref:
         raise InvalidParameter("config.Image must be specified")

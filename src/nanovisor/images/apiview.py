@@ -13,8 +13,26 @@ if TYPE_CHECKING:
     from nanovisor.images.store import Image, ImageStore
 
 
+def _section(c: dict, key: str) -> dict:
+    """c[key] when it is an object. Configs are checked when they come in (jsontypes), but one stored by an
+    older version may hold anything: it must not break the listing of every other image."""
+    value = c.get(key) if isinstance(c, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _labels(image: Image) -> dict[str, str]:
+    labels = _section(_section(image.config, "config"), "Labels")
+    return {k: v for k, v in labels.items() if isinstance(v, str)}
+
+
+def _text(c: dict, key: str) -> str:
+    value = c.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def _config_view(cfg: dict) -> dict:
     """The image's container config as Docker shows it (empty fields present like moby renders them)."""
+    cfg = cfg if isinstance(cfg, dict) else {}
     out = {
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
         "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,
@@ -50,12 +68,12 @@ def inspect_dict(store: ImageStore, image: Image) -> dict:
         "RepoDigests": list(image.repo_digests),
         "Parent": parent_of(store.db, image.id),
         "Comment": _comment(c),
-        "Created": c.get("created") or rfc3339(image.created),
-        "DockerVersion": c.get("docker_version", ""),
-        "Author": c.get("author", ""),
+        "Created": _text(c, "created") or rfc3339(image.created),
+        "DockerVersion": _text(c, "docker_version"),
+        "Author": _text(c, "author"),
         "Config": _config_view(c.get("config") or {}),
-        "Architecture": c.get("architecture", ""),
-        "Os": c.get("os", ""),
+        "Architecture": _text(c, "architecture"),
+        "Os": _text(c, "os"),
         "Size": image.size,
         "GraphDriver": graph,
         "RootFS": {"Type": "layers", "Layers": image.diff_ids},
@@ -73,7 +91,7 @@ def inspect_dict(store: ImageStore, image: Image) -> dict:
 
 
 def _comment(c: dict) -> str:
-    return c.get("comment") or ""
+    return _text(c, "comment")
 
 
 def summary_dict(store: ImageStore, image: Image, containers: bool = False) -> dict:
@@ -88,7 +106,7 @@ def summary_dict(store: ImageStore, image: Image, containers: bool = False) -> d
         "Created": int(image.created),
         "Size": image.size,
         "SharedSize": -1,
-        "Labels": (image.config.get("config") or {}).get("Labels") or {},
+        "Labels": _labels(image),
         "Containers": store.containers_count(image.id) if containers else -1,
     }
 
@@ -159,7 +177,7 @@ def image_matches_filters(image: Image, filters: dict[str, list[str]], prune: bo
     for key in filters:
         if key not in _LIST_FILTERS or (prune and key in ("before", "since", "reference")):
             raise InvalidParameter(f"invalid filter '{key}'")
-    labels = (image.config.get("config") or {}).get("Labels") or {}
+    labels = _labels(image)
     for v in filters.get("dangling", []):
         if v.lower() not in ("true", "false", "1", "0"):
             raise InvalidParameter(f"invalid filter 'dangling={v}'")

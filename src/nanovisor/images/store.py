@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from nanovisor import jsontypes
 from nanovisor.errors import Conflict, InvalidParameter, NotFound, no_such_image
 from nanovisor.images import reference
 from nanovisor.images.content import BlobStore, digest_of
@@ -46,7 +47,9 @@ class Image:
 
     @property
     def diff_ids(self) -> list[str]:
-        return list(self.config.get("rootfs", {}).get("diff_ids", []))
+        rootfs = self.config.get("rootfs")
+        ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        return [d for d in ids if isinstance(d, str)] if isinstance(ids, list) else []
 
 
 def short_id(image_id: str) -> str:
@@ -62,7 +65,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 def parse_created(value: str | None) -> float:
     """RFC 3339 (with nanoseconds) to epoch seconds; 0 when absent or odd."""
-    if not value:
+    if not value or not isinstance(value, str):
         return 0.0
     from datetime import datetime
     m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", value)
@@ -211,6 +214,10 @@ class ImageStore:
             raise InvalidParameter("invalid image config: not JSON") from None
         if not isinstance(config, dict):
             raise InvalidParameter("invalid image config: not an object")
+        try:  # as moby decodes it into its Go struct: one wrong-typed field would break every later view
+            jsontypes.check(config, "ImageDocument")
+        except InvalidParameter as e:
+            raise InvalidParameter(f"invalid image config: {e}") from None
         diff_ids = config.get("rootfs", {}).get("diff_ids") or []
         stored_refs = [reference.normalize(r) for r in refs]
         try:

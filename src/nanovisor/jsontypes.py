@@ -1,0 +1,83 @@
+"""JSON values checked against the types Go's decoder would enforce, before anything uses them.
+
+dockerd decodes a create body or an image config into Go structs, so a string where an integer belongs, a
+number past int64 or a float for an integer is refused up front ("json: cannot unmarshal ..."), and nothing
+later meets a value of the wrong type. jsontypes.json holds those types, generated from the Engine API spec by
+scripts/gen-api-types.py. JSON null is accepted anywhere (Go leaves the zero value) and unknown fields are
+ignored, as Go does; enums and ranges are the engine's business.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from nanovisor.errors import InvalidParameter
+
+INT64 = (-(1 << 63), (1 << 63) - 1)
+_STRINGS = {"t": "array", "i": {"t": "string"}}
+
+
+@cache
+def types() -> dict:
+    data = json.loads(Path(__file__).with_name("jsontypes.json").read_text())
+    # the image config document around the container config (OCI image spec; Docker's own fields)
+    history = {"t": "object", "p": {k: {"t": "string"} for k in ("created", "created_by", "author", "comment")}}
+    history["p"]["empty_layer"] = {"t": "boolean"}
+    data["ImageDocument"] = {"t": "object", "p": {
+        **{k: {"t": "string"} for k in ("created", "author", "architecture", "os", "variant", "os.version",
+                                         "comment", "docker_version", "container")},
+        "os.features": _STRINGS, "config": data["ImageConfig"], "container_config": data["ImageConfig"],
+        "rootfs": {"t": "object", "p": {"type": {"t": "string"}, "diff_ids": _STRINGS}},
+        "history": {"t": "array", "i": history}}}
+    return data
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return f"number {value}" if len(str(value)) < 40 else "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+_GO = {"string": "string", "boolean": "bool", "integer": "int64", "number": "float64",
+       "strslice": "[]string", "array": "array", "object": "object"}
+
+
+def check(value: Any, kind: str, what: str = "") -> None:
+    """Raise InvalidParameter naming the first field whose JSON type Go would refuse."""
+    stack = [(value, types()[kind], what)]
+    while stack:
+        v, t, path = stack.pop()
+        want = t.get("t")
+        if v is None or want is None:
+            continue
+        ok = True
+        if want == "string":
+            ok = isinstance(v, str)
+        elif want == "boolean":
+            ok = isinstance(v, bool)
+        elif want == "integer":
+            ok = isinstance(v, int) and not isinstance(v, bool) and INT64[0] <= v <= INT64[1]
+        elif want == "number":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        elif want == "strslice":
+            ok = isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+        elif want == "array":
+            ok = isinstance(v, list)
+            if ok:
+                stack.extend((x, t.get("i") or {}, f"{path}[{i}]") for i, x in enumerate(v))
+        elif want == "object":
+            ok = isinstance(v, dict)
+            if ok:
+                props, extra = t.get("p") or {}, t.get("a")
+                for k, x in v.items():
+                    sub = props.get(k, extra)
+                    if sub:
+                        stack.append((x, sub, f"{path}.{k}" if path else k))
+        if not ok:
+            raise InvalidParameter(f"json: cannot unmarshal {_json_kind(v)} into Go struct field "
+                                   f"{path or kind} of type {_GO.get(want, want)}")
