@@ -68,6 +68,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             code = 400
         body = dumps({"message": message or HTTPStatus(code).phrase})
         self.close_connection = True
+        if not str(getattr(self, "request_version", "")).startswith("HTTP/1."):
+            self.request_version = "HTTP/1.1"  # a garbage request line still gets a status line back
         self.send_response(code)
         self.send_header("Content-Type", JSON_TYPE)
         self.send_header("Connection", "close")

@@ -90,6 +90,7 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
     config["Image"] = image_ref
     if not config.get("Hostname"):
         config["Hostname"] = _host_hostname() if hc.get("NetworkMode") == "host" else cid[:12]
+    _validate_names(config)
     if not (config.get("Entrypoint") or config.get("Cmd")):
         raise InvalidParameter("no command specified")
     points = resolve_mounts(hc, config.get("Volumes"), volumes)
@@ -99,6 +100,15 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
                           state=initial_state())
     containers.insert(container)
     return container
+
+
+def _validate_names(config: dict) -> None:
+    """The kernel takes at most 64 bytes for a host or domain name (sethostname: EINVAL at start)."""
+    for key in ("Hostname", "Domainname"):
+        value = config.get(key) or ""
+        if len(value.encode()) > 64 or any(ord(ch) < 32 or ch == "/" for ch in value):
+            raise InvalidParameter(f"invalid {key.lower()} {value[:80]!r}: at most 64 bytes, no '/' or "
+                                   "control characters")
 
 
 def _host_hostname() -> str:

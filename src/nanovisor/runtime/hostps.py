@@ -10,7 +10,10 @@ from nanovisor.errors import InvalidParameter
 
 def top(pids: list[int], ps_args: str = "-ef") -> dict:
     """Runs the host's ps like dockerd does and keeps the rows of the container's processes."""
-    args = shlex.split(ps_args or "-ef")
+    try:
+        args = shlex.split(ps_args or "-ef")
+    except ValueError as e:  # an unbalanced quote
+        raise InvalidParameter(f"invalid ps_args {ps_args[:100]!r}: {e}") from None
     proc = subprocess.run(["ps", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise InvalidParameter(f"Error running ps: {proc.stderr.strip()}")

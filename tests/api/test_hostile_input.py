@@ -1,0 +1,190 @@
+"""Hostile input at the API edge: every malformed value a 400 with a clear {"message": ...}, malformed HTTP
+framing a 400 with the connection closed (never a traceback), and one bad image config breaks nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+
+import pytest
+from apihelpers import api_request
+
+BIG = 1 << 64
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def log_mark(api_socket) -> tuple[str, int]:
+    """The serve log and its size before this module's first request."""
+    path = os.path.join(os.path.dirname(api_socket), "serve.log")
+    return path, os.path.getsize(path)
+
+
+def _create(image: str, **fields) -> dict:
+    body = {"Image": image, "Cmd": ["true"]}
+    host = fields.pop("HostConfig", None)
+    body.update(fields)
+    if host is not None:
+        body["HostConfig"] = host
+    return body
+
+
+CREATE_BODIES = {
+    "Tty as string": {"Tty": "yes"},
+    "Cmd as number": {"Cmd": 5},
+    "Env as string": {"Env": "A=1"},
+    "Env item as object": {"Env": [{"A": 1}]},
+    "Labels value as number": {"Labels": {"a": 1}},
+    "ExposedPorts as list": {"ExposedPorts": ["80/tcp"]},
+    "StopTimeout as float": {"StopTimeout": 1.5},
+    "StopTimeout past 2^63": {"StopTimeout": BIG},
+    "Memory past 2^63": {"HostConfig": {"Memory": BIG}},
+    "Memory below -2^63": {"HostConfig": {"Memory": -BIG}},
+    "Memory as string": {"HostConfig": {"Memory": "1g"}},
+    "NanoCpus past 2^63": {"HostConfig": {"NanoCpus": 10 ** 30}},
+    "PidsLimit as bool": {"HostConfig": {"PidsLimit": True}},
+    "CpuShares as float": {"HostConfig": {"CpuShares": 2.5}},
+    "HostConfig as list": {"HostConfig": []},
+    "Binds as string": {"HostConfig": {"Binds": "/tmp:/tmp"}},
+    "PortBindings HostPort as number": {"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": 8080}]}}},
+    "RestartPolicy as string": {"HostConfig": {"RestartPolicy": "always"}},
+    "RestartPolicy count past 2^63": {"HostConfig": {"RestartPolicy": {"Name": "on-failure",
+                                                                        "MaximumRetryCount": BIG}}},
+    "Ulimits as dict": {"HostConfig": {"Ulimits": {"nofile": 5}}},
+    "Ulimit soft past 2^63": {"HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": BIG, "Hard": BIG}]}},
+    "LogConfig Config value number": {"HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"a": 1}}}},
+    "Mounts item as string": {"HostConfig": {"Mounts": ["/tmp:/tmp"]}},
+    "SecurityOpt as string": {"HostConfig": {"SecurityOpt": "no-new-privileges"}},
+    "CapAdd item as number": {"HostConfig": {"CapAdd": [1]}},
+    "Dns as string": {"HostConfig": {"Dns": "1.1.1.1"}},
+    "NetworkingConfig as list": {"NetworkingConfig": []},
+    "EndpointsConfig value as string": {"NetworkingConfig": {"EndpointsConfig": {"bridge": "x"}}},
+    "Healthcheck Interval string": {"Healthcheck": {"Test": ["CMD", "true"], "Interval": "1s"}},
+    "Hostname 300 characters": {"Hostname": "h" * 300},
+    "Domainname 300 characters": {"Domainname": "d" * 300},
+    "Hostname with slash": {"Hostname": "a/b"},
+    "seccomp profile path": {"HostConfig": {"SecurityOpt": ["seccomp=/etc/passwd"]}},
+}
+
+
+@pytest.mark.parametrize("case", list(CREATE_BODIES))
+def test_create_body_with_wrong_types_is_400(api_socket, image, case):
+    status, _, body = api_request(api_socket, "POST", f"/containers/create?name=hostile-{uuid.uuid4().hex[:8]}",
+                                  _create(image, **CREATE_BODIES[case]))
+    assert status == 400, (case, body)
+    assert isinstance(body, dict) and body.get("message"), body
+
+
+RAW = [
+    ("POST", "/containers/create", b'{"Image": "nano/busybox", "Cmd": ["true"], "HostConfig": ' + DEEP.encode() + b"}"),
+    ("POST", "/containers/create", DEEP.encode()),
+    ("POST", "/containers/create", b'{"Image": "nano/busybox", "StopTimeout": 1e400}'),
+    ("POST", "/containers/create", b'{"Image": "nano/busybox", "StopTimeout": NaN}'),
+    ("POST", "/containers/create", b"\xff\xfe not utf-8"),
+    ("POST", "/containers/create", b'["a list"]'),
+    ("GET", "/containers/json?filters=" + "%5B" * 5000, None),
+    ("GET", "/containers/json?filters=%7B%22status%22%3A5%7D", None),
+    ("GET", "/containers/json?limit=99999999999999999999999", None),
+    ("GET", "/containers/json?limit=1_0", None),
+    ("GET", "/images/json?filters=not-json", None),
+    ("GET", "/events?since=nan&until=1", None),
+    ("GET", "/events?since=1e400&until=1", None),
+    ("POST", "/containers/nosuch/stop?t=99999999999999999999", None),
+    ("POST", "/build?buildargs=" + "%5B" * 5000, b""),
+    ("POST", "/build?buildargs=%5B1%5D", b""),
+]
+
+
+@pytest.mark.parametrize("method,path,body", RAW, ids=[f"{m} {p[:50]} {(b or b'')[:20]!r}" for m, p, b in RAW])
+def test_malformed_values_are_4xx_with_a_message(api_socket, method, path, body):
+    status, _, data = api_request(api_socket, method, path, body=body,
+                                  headers={"Content-Type": "application/json"} if body else None)
+    assert 400 <= status < 500, (status, data)
+    assert isinstance(data, dict) and data.get("message"), data
+
+
+def test_top_with_unbalanced_quote_is_400(api_socket, running):
+    status, _, body = api_request(api_socket, "GET", f"/containers/{running}/top?ps_args=-o%20%22pid")
+    assert status == 400 and "ps_args" in body["message"], body
+
+
+def test_wrong_typed_container_never_reaches_start(api_socket, image):
+    """Start once failed with a 500 on what create let through: create now refuses it."""
+    status, _, body = api_request(api_socket, "POST", "/containers/create",
+                                  _create(image, HostConfig={"Memory": "lots", "CpuShares": BIG}))
+    assert status == 400, body
+
+
+# -- HTTP framing ----------------------------------------------------------------------------------------
+
+def _raw(sock_path: str, data: bytes) -> tuple[bytes, bool]:
+    """(what the server answered, whether it then closed the connection)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(sock_path)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out, True
+            out += chunk
+            head, sep, rest = out.partition(b"\r\n\r\n")
+            if sep:
+                length = next((int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                               if h.lower().startswith(b"content-length:")), None)
+                if length is not None and len(rest) >= length:
+                    try:
+                        s.settimeout(5)
+                        return out, s.recv(1) == b""
+                    except TimeoutError:
+                        return out, False
+    finally:
+        s.close()
+
+
+FRAMING = {
+    "negative Content-Length": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
+    "garbage Content-Length": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n{}",
+    "two Content-Lengths": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                           b"Content-Length: 3\r\n\r\n{}",
+    "huge Content-Length": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                           + b"9" * 30 + b"\r\n\r\n{}",
+    "bad chunk size": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"zz\r\n{}\r\n0\r\n\r\n",
+    "negative chunk size": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"-2\r\n{}\r\n0\r\n\r\n",
+    "chunk size overflow": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           + b"f" * 40 + b"\r\n{}\r\n0\r\n\r\n",
+    "no CRLF after chunk": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"2\r\n{}XX0\r\n\r\n",
+    "unknown transfer encoding": b"POST /containers/create HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "oversize header line": b"GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+    "too many headers": b"GET /_ping HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200))
+                        + b"\r\n",
+    "oversize request line": b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "garbage request line": b"\x16\x03\x01 hello\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", list(FRAMING))
+def test_malformed_framing_is_400_and_connection_closed(api_socket, case):
+    out, closed = _raw(api_socket, FRAMING[case])
+    status_line = out.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 400") or status_line.startswith(b"HTTP/1.0 400"), out[:300]
+    body = out.partition(b"\r\n\r\n")[2]
+    assert json.loads(body)["message"], body
+    assert closed
+    status, _, _ = api_request(api_socket, "GET", "/_ping")  # and the server is fine
+    assert status == 200
+
+
+def test_server_logged_no_traceback(api_socket, log_mark):
+    """Everything this module sent was answered without an internal error being logged."""
+    with open(log_mark[0], "rb") as f:
+        f.seek(log_mark[1])
+        text = f.read().decode(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
