@@ -55,29 +55,56 @@ def check(value: Any, kind: str, what: str = "") -> None:
         want = t.get("t")
         if v is None or want is None:
             continue
-        ok = True
-        if want == "string":
-            ok = isinstance(v, str)
-        elif want == "boolean":
-            ok = isinstance(v, bool)
-        elif want == "integer":
-            ok = isinstance(v, int) and not isinstance(v, bool) and INT64[0] <= v <= INT64[1]
-        elif want == "number":
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        elif want == "strslice":
-            ok = isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
-        elif want == "array":
-            ok = isinstance(v, list)
-            if ok:
-                stack.extend((x, t.get("i") or {}, f"{path}[{i}]") for i, x in enumerate(v))
-        elif want == "object":
-            ok = isinstance(v, dict)
-            if ok:
-                props, extra = t.get("p") or {}, t.get("a")
-                for k, x in v.items():
-                    sub = props.get(k, extra)
-                    if sub:
-                        stack.append((x, sub, f"{path}.{k}" if path else k))
+        ok = _fits(v, want)
+        if ok and want == "array":
+            stack.extend((x, t.get("i") or {}, f"{path}[{i}]") for i, x in enumerate(v))
+        elif ok and want == "object":
+            props, extra = t.get("p") or {}, t.get("a")
+            for k, x in v.items():
+                sub = props.get(k, extra)
+                if sub:
+                    stack.append((x, sub, f"{path}.{k}" if path else k))
         if not ok:
             raise InvalidParameter(f"json: cannot unmarshal {_json_kind(v)} into Go struct field "
                                    f"{path or kind} of type {_GO.get(want, want)}")
+
+
+def _fits(v: Any, want: str | None) -> bool:
+    if v is None or want is None:
+        return True
+    if want == "string":
+        return isinstance(v, str)
+    if want == "boolean":
+        return isinstance(v, bool)
+    if want == "integer":
+        return isinstance(v, int) and not isinstance(v, bool) and INT64[0] <= v <= INT64[1]
+    if want == "number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if want == "strslice":
+        return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+    return isinstance(v, list) if want == "array" else isinstance(v, dict) if want == "object" else True
+
+
+def clean(value: Any, kind: str) -> Any:
+    """A copy of value with every field of the wrong type set to null (an array item or map value of the
+    wrong type dropped): for showing what an older version stored without checking it."""
+    def walk(v: Any, t: dict) -> Any:
+        if not _fits(v, t.get("t")):
+            return None
+        if isinstance(v, list) and t.get("t") == "array":
+            item = t.get("i") or {}
+            return [walk(x, item) for x in v if _fits(x, item.get("t"))]
+        if isinstance(v, dict) and t.get("t") == "object":
+            props, extra = t.get("p") or {}, t.get("a")
+            out = {}
+            for k, x in v.items():
+                sub = props.get(k, extra)
+                if sub is None:
+                    out[k] = x
+                elif sub is extra and not _fits(x, sub.get("t")):
+                    continue
+                else:
+                    out[k] = walk(x, sub)
+            return out
+        return v
+    return walk(value, types()[kind])

@@ -182,6 +182,90 @@ def test_malformed_framing_is_400_and_connection_closed(api_socket, case):
     assert status == 200
 
 
+# -- image configs ---------------------------------------------------------------------------------------
+
+def _archive(config: dict, tag: str, manifest: object = None) -> bytes:
+    """A docker-save archive of one image with no layers."""
+    import io
+    import tarfile
+
+    raw = json.dumps(config).encode()
+    files = {"config.json": raw,
+             "manifest.json": json.dumps(manifest if manifest is not None else
+                                         [{"Config": "config.json", "RepoTags": [tag], "Layers": []}]).encode()}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+GOOD_CONFIG = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+               "config": {"Cmd": ["true"]}}
+BAD_CONFIGS = {
+    "Labels as list": {"config": {"Labels": ["a"]}},
+    "Env as string": {"config": {"Env": "A=1"}},
+    "config as string": {"config": "x"},
+    "rootfs as list": {"rootfs": []},
+    "diff_ids as number": {"rootfs": {"type": "layers", "diff_ids": 5}},
+    "created as number": {"created": 5},
+    "history item as string": {"history": ["x"]},
+    "StopTimeout past 2^63 in Healthcheck": {"config": {"Healthcheck": {"Interval": BIG}}},
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_load_refuses_wrong_typed_image_config(api_socket, case):
+    tag = f"badcfg-{uuid.uuid4().hex[:8]}:latest"
+    status, _, body = api_request(api_socket, "POST", "/images/load?quiet=1",
+                                  body=_archive({**GOOD_CONFIG, **BAD_CONFIGS[case]}, tag),
+                                  headers={"Content-Type": "application/x-tar"})
+    text = json.dumps(body) if isinstance(body, (dict, list)) else body.decode(errors="replace")
+    assert status == 400 or (status == 200 and "invalid image config" in text), (status, text)
+    assert "invalid image config" in text
+    assert api_request(api_socket, "GET", f"/images/{tag}/json")[0] == 404
+
+
+@pytest.mark.parametrize("manifest", [{"not": "a list"}, ["x"], [{"Config": 5}], [{"Config": "config.json",
+                                                                                   "Layers": 7}]])
+def test_load_refuses_malformed_manifest(api_socket, manifest):
+    status, _, body = api_request(api_socket, "POST", "/images/load?quiet=1",
+                                  body=_archive(GOOD_CONFIG, "x:y", manifest=manifest),
+                                  headers={"Content-Type": "application/x-tar"})
+    text = json.dumps(body) if isinstance(body, (dict, list)) else body.decode(errors="replace")
+    assert status == 400 or (status == 200 and "invalid archive" in text), (status, text)
+
+
+def test_one_bad_stored_config_does_not_break_docker_images(api_socket, nv_root, docker):
+    """A config stored before configs were checked (an older version) holds wrong types: `docker images`
+    and inspect still answer, for it and for every other image."""
+    from nanovisor.paths import Paths
+    from nanovisor.store.db import Database
+
+    db = Database(Paths.for_root(nv_root).db)
+    bad = {"architecture": 5, "os": ["linux"], "created": 7, "rootfs": "x", "history": "x",
+           "config": {"Labels": ["a", "b"], "Env": "A=1"}}
+    image_id = "sha256:" + "e" * 64
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO images (id, created, config, size) VALUES (?, 0, ?, 0)", (image_id, json.dumps(bad)))
+        conn.execute("INSERT INTO image_refs (ref, image_id) VALUES (?, ?)", ("badcfg:old", image_id))
+    try:
+        r = docker("images")
+        assert r.returncode == 0, r.stderr
+        assert "badcfg" in r.stdout and "nano/busybox" in r.stdout
+        r = docker("image", "inspect", "badcfg:old")
+        assert r.returncode == 0, r.stderr
+        r = docker("images", "--filter", "label=a")
+        assert r.returncode == 0, r.stderr
+    finally:
+        with db.transaction() as conn:
+            conn.execute("DELETE FROM image_refs WHERE image_id = ?", (image_id,))
+            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        db.close()
+
+
 def test_server_logged_no_traceback(api_socket, log_mark):
     """Everything this module sent was answered without an internal error being logged."""
     with open(log_mark[0], "rb") as f:

@@ -32,7 +32,9 @@ def _text(c: dict, key: str) -> str:
 
 def _config_view(cfg: dict) -> dict:
     """The image's container config as Docker shows it (empty fields present like moby renders them)."""
-    cfg = cfg if isinstance(cfg, dict) else {}
+    from nanovisor import jsontypes
+
+    cfg = jsontypes.clean(cfg, "ImageConfig") if isinstance(cfg, dict) else {}
     out = {
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
         "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,

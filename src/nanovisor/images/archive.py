@@ -18,6 +18,7 @@ import tarfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
+from nanovisor import jsontypes
 from nanovisor.errors import InvalidParameter
 from nanovisor.images import reference
 from nanovisor.images.content import digest_of
@@ -226,9 +227,11 @@ def _scan(store: ImageStore, stream: BinaryIO, added: list[str]) -> _Loaded:
 
 def _check_layers(config_bytes: bytes, diff_ids: list[str]) -> None:
     try:
-        want = json.loads(config_bytes).get("rootfs", {}).get("diff_ids") or []
-    except (ValueError, AttributeError):
-        raise InvalidParameter("invalid image config") from None
+        config = json.loads(config_bytes)
+        jsontypes.check(config, "ImageDocument")  # as moby decodes it: a wrong-typed field is refused here
+        want = config.get("rootfs", {}).get("diff_ids") or []
+    except (ValueError, AttributeError, RecursionError, InvalidParameter) as e:
+        raise InvalidParameter(f"invalid image config: {e}") from None
     if len(want) != len(diff_ids):
         raise InvalidParameter("invalid manifest, layers length mismatch: expected "
                                f"{len(want)}, got {len(diff_ids)}")
@@ -311,12 +314,16 @@ def load_archive(store: ImageStore, stream: BinaryIO) -> list[str]:
     added: list[str] = []
     try:
         found = _scan(store, stream, added)
-        if "manifest.json" in found.jsons:
-            loaded = _load_docker(store, found)
-        elif "index.json" in found.jsons:
-            loaded = _load_oci(store, found)
-        else:
-            raise InvalidParameter("invalid archive: no manifest.json or index.json found")
+        try:
+            if "manifest.json" in found.jsons:
+                loaded = _load_docker(store, found)
+            elif "index.json" in found.jsons:
+                loaded = _load_oci(store, found)
+            else:
+                raise InvalidParameter("invalid archive: no manifest.json or index.json found")
+        except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as e:
+            # manifest.json / index.json / a manifest shaped otherwise than docker save or OCI writes them
+            raise InvalidParameter(f"invalid archive: malformed manifest ({type(e).__name__}: {e})") from None
     finally:
         if added:  # release our leases: layers no loaded image uses are collected now
             marks = ",".join("?" * len(added))
