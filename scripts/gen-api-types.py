@@ -50,11 +50,24 @@ def compact(schema: dict, defs: dict, name: str = "", seen: tuple = ()) -> dict:
     return {}
 
 
+BODIES = {  # the JSON request bodies the API serves, by the name handlers check them under
+    "ContainerCreate": ("post", "/containers/create"), "Commit": ("post", "/commit"),
+    "ExecCreate": ("post", "/containers/{id}/exec"), "ExecStart": ("post", "/exec/{id}/start"),
+    "VolumeCreate": ("post", "/volumes/create"), "NetworkCreate": ("post", "/networks/create"),
+    "NetworkConnect": ("post", "/networks/{id}/connect"), "NetworkDisconnect": ("post", "/networks/{id}/disconnect"),
+    "Auth": ("post", "/auth"),
+}
+
+
+def _body(spec: dict, method: str, path: str) -> dict:
+    return next(p["schema"] for p in spec["paths"][path][method]["parameters"] if p["in"] == "body")
+
+
 def main() -> None:
     spec = yaml.safe_load(open(sys.argv[1]))
     defs = spec["definitions"]
-    body = next(p["schema"] for p in spec["paths"]["/containers/create"]["post"]["parameters"] if p["in"] == "body")
-    types = {"ContainerCreate": compact(body, defs), "ImageConfig": compact(defs["ImageConfig"], defs)}
+    types = {kind: compact(_body(spec, method, path), defs) for kind, (method, path) in BODIES.items()}
+    types["ImageConfig"] = compact(defs["ImageConfig"], defs)
     OUT.write_text(json.dumps(types, sort_keys=True, separators=(",", ":")) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
 

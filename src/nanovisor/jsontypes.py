@@ -67,6 +67,9 @@ def check(value: Any, kind: str, what: str = "") -> None:
         if not ok:
             raise InvalidParameter(f"json: cannot unmarshal {_json_kind(v)} into Go struct field "
                                    f"{path or kind} of type {_GO.get(want, want)}")
+        if isinstance(v, str) and "\x00" in v or want == "strslice" and isinstance(v, list) and \
+                any("\x00" in x for x in v):
+            raise InvalidParameter(f"invalid {path or kind}: contains a NUL byte")
 
 
 def _fits(v: Any, want: str | None) -> bool:

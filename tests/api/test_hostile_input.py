@@ -117,6 +117,60 @@ def test_wrong_typed_container_never_reaches_start(api_socket, image):
     assert status == 400, body
 
 
+ON_RUNNING = [
+    ("POST", "/containers/{c}/stop?t=99999999999999999999", None),
+    ("POST", "/containers/{c}/stop?t=abc", None),
+    ("POST", "/containers/{c}/kill?signal=NOPE", None),
+    ("POST", "/containers/{c}/kill?signal=99999", None),
+    ("POST", "/containers/{c}/kill?signal=-1", None),
+    ("POST", "/containers/{c}/resize?h=-1&w=5", None),
+    ("POST", "/containers/{c}/resize?h=99999999999&w=99999999999", None),
+    ("GET", "/containers/{c}/top?ps_args=--nonsense-flag", None),
+    ("GET", "/containers/{c}/top?ps_args=-o%20%00", None),
+    ("GET", "/containers/{c}/logs?stdout=1&tail=abc", None),
+    ("GET", "/containers/{c}/logs?stdout=1&since=nan", None),
+    ("GET", "/containers/{c}/archive?path=", None),
+    ("GET", "/containers/{c}/archive?path=%00", None),
+    ("HEAD", "/containers/{c}/archive?path=/" + "a" * 5000, None),
+    ("PUT", "/containers/{c}/archive?path=/tmp", b"not a tar at all" * 100),
+    ("PUT", "/containers/{c}/archive?path=%00", b""),
+    ("POST", "/containers/{c}/rename?name=%2F%2F%2F", None),
+    ("POST", "/containers/{c}/rename?name=" + "n" * 300, None),
+    ("POST", "/containers/{c}/wait?condition=whenever", None),
+    ("POST", "/containers/{c}/exec", {"Cmd": "true"}),
+    ("POST", "/containers/{c}/exec", {"Cmd": ["true"], "Env": "A=1"}),
+    ("POST", "/containers/{c}/exec", {"Cmd": ["true"], "ConsoleSize": [1 << 64, 1]}),
+    ("POST", "/containers/{c}/exec", {"Cmd": ["true"], "User": 5}),
+    ("POST", "/containers/{c}/exec", {"Cmd": [], "Tty": "x"}),
+    ("POST", "/commit?container={c}&changes=BOGUS%20x", None),
+    ("POST", "/commit?container={c}&repo=UPPER&tag=t", None),
+    ("POST", "/commit?container={c}", {"Env": "A=1"}),
+    ("POST", "/containers/{c}/attach?stream=1&stdout=1&detachKeys=ctrl-%FF", None),
+    ("POST", "/networks/bridge/connect", {"Container": "{c}", "EndpointConfig": "x"}),
+    ("POST", "/networks/bridge/connect", {"Container": 5}),
+    ("POST", "/images/nano%2Fbusybox/tag?repo=Bad%20Repo", None),
+    ("POST", "/images/nano%2Fbusybox/tag?repo=ok&tag=" + "t" * 300, None),
+    ("DELETE", "/images/" + "%2F" * 10, None),
+    ("POST", "/volumes/create", {"Name": 5}),
+    ("POST", "/volumes/create", {"Name": "a/b"}),
+    ("POST", "/volumes/create", {"Labels": {"a": 1}}),
+    ("POST", "/networks/create", {"Name": "n", "IPAM": {"Config": [{"Subnet": "300.1.2.3/99"}]}}),
+    ("POST", "/networks/create", {"Name": "n", "IPAM": "x"}),
+    ("POST", "/networks/create", {"Name": ["n"]}),
+]
+
+
+@pytest.mark.parametrize("method,path,body", ON_RUNNING, ids=[f"{m} {p[:60]}" for m, p, _ in ON_RUNNING])
+def test_malformed_values_on_a_running_container_are_4xx(api_socket, running, method, path, body):
+    path = path.replace("{c}", running)
+    if isinstance(body, dict):
+        body = json.loads(json.dumps(body).replace("{c}", running))
+    status, _, data = api_request(api_socket, method, path, body=body)
+    assert status < 500, (status, data)
+    if status >= 400 and method != "HEAD":
+        assert isinstance(data, dict) and data.get("message"), data
+
+
 # -- HTTP framing ----------------------------------------------------------------------------------------
 
 def _raw(sock_path: str, data: bytes) -> tuple[bytes, bool]:

@@ -89,10 +89,7 @@ def _json_map(raw: str | None, what: str) -> dict:
 def _json_list(raw: str | None, what: str) -> list[str]:
     if not raw:
         return []
-    try:
-        value = json.loads(raw)
-    except ValueError as e:
-        raise errors.InvalidParameter(f"{what}: {e}") from None
+    value = loads_json(raw, what)
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -112,7 +109,7 @@ def _extra_hosts(values: list[str]) -> list[str]:
 
 def _optional_object(req: Request) -> dict | None:
     """The commit body: a container config, or nothing (an empty body or JSON null)."""
-    return req.json(null_ok=True) or None
+    return req.json(null_ok=True, kind="Commit") or None
 
 
 # -- the context -----------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ from nanovisor.engine.detachkeys import parse_detach_keys
 
 
 def create(req: Request) -> Response:
-    body = req.json(required=True, empty_message="No exec command specified")
+    body = req.json(required=True, empty_message="No exec command specified", kind="ExecCreate")
     return JSON(req.engine.exec_create(req.params["name"], body), 201)
 
 
 def start(req: Request) -> Response | Hijack:
-    body = req.json()
+    body = req.json(kind="ExecStart")
     exec_id = req.params["id"]
     detach = bool(body.get("Detach"))
     info = req.engine.exec_inspect(exec_id)

@@ -19,6 +19,7 @@ from nanovisor.api.errors import error_status
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON_TYPE, Hijack, Response, Stream, WebSocket, dumps
 from nanovisor.api.router import Router, split_version
+from nanovisor.errors import InvalidParameter
 
 log = logging.getLogger("nanovisor.api")
 
@@ -89,6 +90,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         req = None
         try:
             api_version, path = split_version(unquote(url.path))
+            if "\x00" in path:
+                raise InvalidParameter("invalid path: contains a NUL byte")
             handler, params = self.router.match(self.command, path)
             req = Request(self.command, path, api_version, parse_qs(url.query, keep_blank_values=True),
                           self.headers, body, self.engine, params)

@@ -15,7 +15,7 @@ def inspect(req: Request) -> Response:
 
 
 def create(req: Request) -> Response:
-    return JSON(req.engine.network_create(req.json(required=True)), 201)
+    return JSON(req.engine.network_create(req.json(required=True, kind="NetworkCreate")), 201)
 
 
 def remove(req: Request) -> Response:
@@ -25,7 +25,7 @@ def remove(req: Request) -> Response:
 
 def connect(req: Request) -> Response:
     """Body: {"Container": id-or-name, "EndpointConfig": {"Aliases": [...], "IPAMConfig": {...}, ...}}."""
-    body = req.json(required=True)
+    body = req.json(required=True, kind="NetworkConnect")
     req.engine.network_connect(req.params["id"], str(body.get("Container") or ""),
                                body.get("EndpointConfig") or {})
     return Empty(200)
@@ -33,7 +33,7 @@ def connect(req: Request) -> Response:
 
 def disconnect(req: Request) -> Response:
     """Body: {"Container": id-or-name, "Force": bool}."""
-    body = req.json(required=True)
+    body = req.json(required=True, kind="NetworkDisconnect")
     req.engine.network_disconnect(req.params["id"], str(body.get("Container") or ""),
                                   force=bool(body.get("Force")))
     return Empty(200)

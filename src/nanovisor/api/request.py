@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
-from nanovisor import errors
+from nanovisor import errors, jsontypes
 from nanovisor.api.body import BodyReader
 
 _FALSE = {"", "0", "no", "false", "none"}
@@ -31,11 +31,16 @@ class Request:
 
     # -- query ----------------------------------------------------------------------------------------
     def q(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
+        values = self.qlist(name)
         return values[-1] if values else default
 
     def qlist(self, name: str) -> list[str]:
-        return list(self.query.get(name, []))
+        """A NUL byte is refused here: no name, path or option of the engine can hold one (the OS refuses it
+        later with a ValueError that would look like a bug)."""
+        values = list(self.query.get(name, []))
+        if any("\x00" in v for v in values):
+            raise errors.InvalidParameter(f'invalid value for "{name}": contains a NUL byte')
+        return values
 
     def qbool(self, name: str, default: bool = False) -> bool:
         """moby's BoolValue: absent -> default; "", 0, no, false, none -> False; anything else -> True."""
@@ -71,8 +76,10 @@ class Request:
 
     # -- body -----------------------------------------------------------------------------------------
     def json(self, required: bool = False, empty_message: str = "request body is empty",
-             null_ok: bool = False) -> dict:
-        """The body as a JSON object; empty (or, with null_ok, JSON null) gives {} unless required."""
+             null_ok: bool = False, kind: str | None = None) -> dict:
+        """The body as a JSON object; empty (or, with null_ok, JSON null) gives {} unless required. kind names
+        its type in the spec (nanovisor/jsontypes.json): a field of the wrong JSON type is a 400, as moby's
+        Go decoding makes it."""
         parts, size = [], 0
         while size <= MAX_JSON_BODY:
             data = self.body.read(min(1 << 16, MAX_JSON_BODY + 1 - size))
@@ -90,6 +97,8 @@ class Request:
         value = loads_json(raw, "invalid JSON")
         if not isinstance(value, dict):
             raise errors.InvalidParameter("invalid JSON: expected an object")
+        if kind:
+            jsontypes.check(value, kind)
         return value
 
     @property

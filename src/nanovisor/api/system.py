@@ -50,7 +50,7 @@ def system_df(req: Request) -> Response:
 def auth(req: Request) -> Response:
     """`docker login`: the engine checks the credentials with the registry; the client stores them.
     Bad credentials raise the registry's Unauthorized (401) with moby's text."""
-    body = req.json(required=True)
+    body = req.json(required=True, kind="Auth")
     username, password = body.get("username") or "", body.get("password") or ""
     if not username and body.get("auth"):
         username, password = _decode_auth(body["auth"])

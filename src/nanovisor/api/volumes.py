@@ -7,7 +7,7 @@ from nanovisor.api.responses import JSON, Empty, Response
 
 
 def create(req: Request) -> Response:
-    return JSON(req.engine.volume_create(req.json()), 201)
+    return JSON(req.engine.volume_create(req.json(kind="VolumeCreate")), 201)
 
 
 def list_(req: Request) -> Response:

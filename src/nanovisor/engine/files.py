@@ -24,6 +24,8 @@ def _locate_mount(engine, c, path: str) -> tuple[Path, str, dict | None]:
     """_locate, and the volume or bind mount point the path is in (None: the rootfs)."""
     if not path:
         raise InvalidParameter("Path cannot be empty")
+    if len(path.encode()) > 4095 or any(len(part.encode()) > 255 for part in path.split("/")):
+        raise InvalidParameter(f"invalid path {path[:60]!r}...: file name too long")
     clean = posixpath.normpath("/" + path.lstrip("/"))  # (normpath keeps a leading "//")
     best = None
     for p in c.spec.get("MountPoints") or []:

@@ -92,7 +92,10 @@ class LogReader:
              since: float = 0, until: float = 0, timestamps: bool = False,
              tail: str | int = "all") -> Iterator[tuple[int, bytes]]:
         want = {1: stdout, 2: stderr}
-        n_tail = -1 if str(tail) in ("all", "", "-1") else int(tail)
+        try:  # moby: anything but a number means all lines
+            n_tail = -1 if str(tail) in ("all", "", "-1") else max(int(str(tail).strip()), -1)
+        except ValueError:
+            n_tail = -1
 
         def selected(entries) -> Iterator[tuple[int, bytes, bytes]]:
             for stream, ts, line in entries:
