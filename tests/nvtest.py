@@ -32,8 +32,10 @@ def mounts_under(root: Path) -> list[str]:
 
 def cleanup_root(root: Path) -> None:
     """Removes every container (stopping it, by the engine's own rm -f), then the root."""
+    from nanovisor.rmtree import remove_tree  # a test may leave a tree deeper than shutil.rmtree can recurse
+
     if not (root / "nanovisor.db").exists():
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
         return
     ids = run_cli(root, "ps", "-aq", "--no-trunc").stdout.split()
     if ids:
@@ -41,7 +43,7 @@ def cleanup_root(root: Path) -> None:
     teardown_runtime_state(root)
     for m in reversed(mounts_under(root)):
         subprocess.run(["umount", "-l", m], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
+    remove_tree(root)
 
 
 def teardown_runtime_state(root: Path) -> None:

@@ -60,3 +60,23 @@ def test_deep_tree_commit_cp_save_load_rm(docker, image, name, tmp_path):
             remove_tree(tmp_path / d)
     assert r.returncode == 0, r.stderr
     assert name not in docker("ps", "-a", "--format", "{{.Names}}").stdout
+
+
+def test_deep_build_context_copies(docker_env, docker, tmp_path):
+    """The builder walks a context 1,100 levels deep (COPY) without recursion."""
+    import subprocess
+
+    tag = f"deepctx-{uuid.uuid4().hex[:8]}"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM nano/busybox\nCOPY in /in\n")
+    _deep_host_tree(ctx / "in")
+    try:
+        r = subprocess.run(["docker", "build", "-q", "-t", tag, str(ctx)], env={**docker_env, "DOCKER_BUILDKIT": "0"},
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        r = docker("run", "--rm", tag, "cat", "/in/" + "d/" * DEPTH + "f")
+        assert r.stdout == "host-bottom\n", r.stderr
+    finally:
+        docker("rmi", tag)
+        remove_tree(ctx)

@@ -46,19 +46,27 @@ class SourceRoot:
 
     def walk(self, rel: str = "") -> Iterator[str]:
         """Every path below rel (not following symlinks), parents before children, sorted, ignored ones left
-        out (a directory that is ignored is still walked: an exception may bring a child back)."""
-        base = self.root / rel if rel else self.root
-        try:
-            names = sorted(os.listdir(base))
-        except (NotADirectoryError, FileNotFoundError):
-            return
-        for name in names:
-            child = f"{rel}/{name}" if rel else name
+        out (a directory that is ignored is still walked: an exception may bring a child back). A stack, not
+        recursion: a context may nest thousands of directories."""
+        stack = [(rel, iter(self._names(rel)))]
+        while stack:
+            parent, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                continue
+            child = f"{parent}/{name}" if parent else name
             if not self.excluded(child):
                 yield child
             if stat.S_ISDIR(os.lstat(self.root / child).st_mode) and \
                     (not self.excluded(child) or self.matcher.has_exclusions):
-                yield from self.walk(child)
+                stack.append((child, iter(self._names(child))))
+
+    def _names(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.root / rel if rel else self.root))
+        except (NotADirectoryError, FileNotFoundError):
+            return []
 
 
 @dataclass

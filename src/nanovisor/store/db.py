@@ -133,7 +133,11 @@ class Database:
 def _make_private(path: Path) -> None:
     """The database (and its -wal/-shm, which SQLite creates with the database's mode) holds container
     environments, i.e. secrets: owner-only, also for files an older version created world-readable."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    try:  # O_EXCL: never open (and close) a database file this process may hold locks on: closing any fd of
+        # it drops every POSIX lock SQLite holds on it, and another connection could then corrupt it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
         try:
             if p.stat().st_mode & 0o077:
