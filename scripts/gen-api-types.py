@@ -51,7 +51,8 @@ def compact(schema: dict, defs: dict, name: str = "", seen: tuple = ()) -> dict:
 
 
 BODIES = {  # the JSON request bodies the API serves, by the name handlers check them under
-    "ContainerCreate": ("post", "/containers/create"), "Commit": ("post", "/commit"),
+    "ContainerCreate": ("post", "/containers/create"), "ContainerUpdate": ("post", "/containers/{id}/update"),
+    "Commit": ("post", "/commit"),
     "ExecCreate": ("post", "/containers/{id}/exec"), "ExecStart": ("post", "/exec/{id}/start"),
     "VolumeCreate": ("post", "/volumes/create"), "NetworkCreate": ("post", "/networks/create"),
     "NetworkConnect": ("post", "/networks/{id}/connect"), "NetworkDisconnect": ("post", "/networks/{id}/disconnect"),

@@ -61,9 +61,11 @@ def _served(method: str, path: str) -> bool:
 
     probe = path.replace("{id}", "x").replace("{name}", "x").replace("{execId}", "x")
     try:
-        default_router().match(method, probe)
+        handler, _ = default_router().match(method, probe)
     except Exception:
         return False
+    if handler.__module__ == "nanovisor.api.swarm":
+        return False  # swarm mode: 503 "This node is not a swarm manager", as a non-swarm dockerd answers
     return (method, path) not in SKIP
 
 

@@ -157,6 +157,13 @@ ON_RUNNING = [
     ("POST", "/networks/create", {"Name": "n", "IPAM": {"Config": [{"Subnet": "300.1.2.3/99"}]}}),
     ("POST", "/networks/create", {"Name": "n", "IPAM": "x"}),
     ("POST", "/networks/create", {"Name": ["n"]}),
+    ("POST", "/containers/{c}/update", {"Memory": "lots"}),
+    ("POST", "/containers/{c}/update", {"Memory": BIG}),
+    ("POST", "/containers/{c}/update", {"CpuShares": 1.5}),
+    ("POST", "/containers/{c}/update", {"RestartPolicy": "always"}),
+    ("POST", "/containers/{c}/update", {"PidsLimit": -BIG}),
+    ("POST", "/containers/{c}/update", {"Ulimits": [{"Name": "nofile", "Soft": "x"}]}),
+    ("POST", "/containers/{c}/update", {"BlkioWeight": BIG}),
 ]
 
 

@@ -83,7 +83,7 @@ def resize(req: Request) -> Response:
 
 
 def update(req: Request) -> Response:
-    return JSON(req.engine.container_update(req.params["name"], req.json(required=True)))
+    return JSON(req.engine.container_update(req.params["name"], req.json(required=True, kind="ContainerUpdate")))
 
 
 def changes(req: Request) -> Response:
