@@ -13,6 +13,11 @@ class InvalidParameter(NanovisorError):
     status = 400
 
 
+class FramingError(InvalidParameter):
+    """A request's HTTP framing is broken (Content-Length, chunk sizes): 400, and the connection is closed
+    since where the next request starts is unknown."""
+
+
 class NotFound(NanovisorError):
     status = 404
 

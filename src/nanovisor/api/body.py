@@ -7,16 +7,11 @@ import re
 from email.message import Message
 from typing import BinaryIO
 
-from nanovisor.errors import InvalidParameter
+from nanovisor.errors import FramingError
 
 _DRAIN_LIMIT = 1 << 20
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,15}")   # Go's net/http: hex digits only, no sign, no 0x, < 2^60
 _LENGTH = re.compile(r"[0-9]{1,18}")
-
-
-class FramingError(InvalidParameter):
-    """The request's HTTP framing is broken (bad Content-Length or chunk size): answered 400 and the
-    connection closed, since where the next request starts is unknown."""
 
 
 def _declared_length(headers: Message) -> int:

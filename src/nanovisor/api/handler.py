@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from nanovisor import API_VERSION, __version__
 from nanovisor.api import hijack
-from nanovisor.api.body import BodyReader, FramingError
+from nanovisor.api.body import BodyReader
 from nanovisor.api.errors import error_status
 from nanovisor.api.request import Request
 from nanovisor.api.responses import JSON_TYPE, Hijack, Response, Stream, WebSocket, dumps
 from nanovisor.api.router import Router, split_version
-from nanovisor.errors import InvalidParameter
+from nanovisor.errors import FramingError, InvalidParameter
 
 log = logging.getLogger("nanovisor.api")
 
