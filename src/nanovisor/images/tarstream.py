@@ -281,7 +281,8 @@ class Source:
 
 
 class DataReader:
-    """The content of one member; must be consumed (or skipped) before the next header is read."""
+    """The content of one member; must be consumed (or skipped) before the next header is read. `left` is
+    how much of it is still unread."""
 
     def __init__(self, src: Source, size: int) -> None:
         self.src = src
@@ -326,6 +327,8 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
     pending_pax: dict[str, bytes] = {}
     long_name: str | None = None
     long_link: str | None = None
+    meta_left = MAX_META     # extended-header bytes allowed before the member they describe
+    global_left = MAX_META   # global PAX bytes allowed in the whole stream
     read = src.read
     while True:
         block = read(BLOCK, True)
@@ -345,7 +348,11 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
         if size > MAX_SIZE:
             raise TarError("invalid tar header: absurd size")
         if tflag in _META_TYPES:
-            if size > MAX_META:
+            if tflag == "g":
+                global_left -= size
+            else:
+                meta_left -= size
+            if size > MAX_META or meta_left < 0 or global_left < 0:
                 raise TarError("invalid tar header: oversized extended header")
             data = read(size + (-size) % BLOCK, True)
             if len(data) < size:
@@ -362,6 +369,7 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
             continue
         if tflag not in _MEMBER_TYPES:
             raise TarError(f"invalid tar header: unsupported entry type {tflag!r}")
+        meta_left = MAX_META
         name = _str(name_f)
         if magic == b"ustar\0" and prefix_f[0]:
             name = _str(prefix_f) + "/" + name

@@ -18,6 +18,7 @@ from typing import BinaryIO
 from nanovisor.errors import InvalidParameter, SystemError_
 from nanovisor.images import fstree
 from nanovisor.images.rootfs_tar import FileNotInRoot, export_tar, stat_path, tar_path
+from nanovisor.images.spill import SpillMap
 from nanovisor.images.tarsplit import SplitWriter
 from nanovisor.images.tarstream import (
     BLK,
@@ -43,6 +44,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 _DEV_TYPES = {CHR: stat.S_IFCHR, BLK: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 _SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
 _MAX_CACHED_DIRS = 64   # open directory fds kept (tars list siblings together: a few suffice)
+MAX_REWRITES = 10_000   # files a layer may write more than once (each earlier copy is kept for `save`)
 
 
 @dataclass
@@ -61,20 +63,21 @@ class _Writer:
     """Creates archive members below a root directory, one at a time."""
 
     def __init__(self, root: Path, layer: bool, no_overwrite_dir_non_dir: bool = False,
-                 owner: tuple[int, int] | None = None, base: str = "") -> None:
+                 owner: tuple[int, int] | None = None, base: str = "", scratch: Path | None = None) -> None:
         self.root_fd = fstree.open_root(root)
         self.base = base  # members land below this (already resolved) directory
         self.layer = layer
         self.no_overwrite = no_overwrite_dir_non_dir
         self.owner = owner
         self.dirs: dict[str, int] = {}          # parent path -> open fd (cache; tars are mostly sorted)
-        self.dir_times: list[tuple[str, int]] = []
+        self.dir_times = SpillMap(scratch)   # directory -> mtime (ns), set last; a repeated entry wins
 
     def close(self) -> None:
         for fd in self.dirs.values():
             os.close(fd)
         self.dirs.clear()
         os.close(self.root_fd)
+        self.dir_times.close()
 
     def _forget(self) -> None:
         for fd in self.dirs.values():
@@ -148,7 +151,7 @@ class _Writer:
         if m.name == "":
             if self.layer and m.type == DIR:
                 self._meta_fd(self.root_fd, m)
-                self.dir_times.append(("", _ns(m.mtime)))
+                self.dir_times[""] = _ns(m.mtime)
             return
         parent, _, base = path.rpartition("/")
         pfd = self._parent(parent)
@@ -182,7 +185,7 @@ class _Writer:
                 os.close(fd)
             else:
                 self.dirs[path] = fd  # its children come next
-            self.dir_times.append((path, _ns(m.mtime)))
+            self.dir_times[path] = _ns(m.mtime)
         elif t == SYM:
             try:
                 os.symlink(m.linkname, base, dir_fd=pfd)
@@ -272,11 +275,10 @@ class _Writer:
     def finish(self) -> None:
         """Directory mtimes last (creating children changed them)."""
         self._forget()
-        times = dict(self.dir_times)  # a directory listed twice: its last entry wins
         if self.layer:
-            self._finish_strict(times)
+            self._finish_strict()
             return
-        for path, t_ns in times.items():
+        for path, t_ns in self.dir_times.descending():
             try:
                 fd, _n, leaf = fstree.resolve_in_root(self.root_fd, path.split("/") if path else [])
             except (FileNotFoundError, NotADirectoryError, InvalidParameter):
@@ -287,13 +289,14 @@ class _Writer:
             finally:
                 os.close(fd)
 
-    def _finish_strict(self, times: dict[str, int]) -> None:
+    def _finish_strict(self) -> None:
         """Walks to each directory without following symlinks (one may have replaced a directory since),
         visiting them in reverse path order so that only the open chain of ancestors is kept: each
         directory is opened once."""
         chain: list[tuple[list[str], int]] = []   # the open ancestors of the current directory
         try:
-            for parts in sorted((p.split("/") if p else [] for p in times), reverse=True):
+            for path, t_ns in self.dir_times.descending():
+                parts = path.split("/") if path else []
                 while chain and chain[-1][0] != parts[:len(chain[-1][0])]:
                     os.close(chain.pop()[1])
                 depth = len(chain[-1][0]) if chain else 0
@@ -308,7 +311,6 @@ class _Writer:
                         break
                     chain.append((parts[:i + 1], fd))
                 if fd >= 0:
-                    t_ns = times["/".join(parts)]
                     os.utime(fd, ns=(t_ns, t_ns))
         finally:
             for _p, fd in chain:
@@ -318,21 +320,27 @@ class _Writer:
 def _run(src: Source, writer: _Writer, split: SplitWriter | None, stash: Path | None) -> int:
     """Feeds every member to writer; returns the total content size."""
     size = 0
-    seen: dict[str, int] = {}       # data file -> index of its tar-split record
+    seen = SpillMap(stash.parent if stash is not None else None)  # data file -> its tar-split record
     moved: dict[int, str] = {}      # tar-split record index -> stashed copy (overwritten later in the tar)
     records = 0
-    for m, data in members(src):
-        if split is not None and m.type == REG and m.size:
-            if m.name in seen and stash is not None:
-                _stash(writer, m.name, stash, seen[m.name], moved)
-            seen[m.name] = records
-            records += 1
-            split.file(m.name, m.size)
-        size += m.size
-        try:
-            writer.add(m, data)
-        except OSError as e:
-            raise _os_error(e, m) from None
+    try:
+        for m, data in members(src):
+            if split is not None and m.type == REG and m.size:
+                earlier = seen.get(m.name)
+                if earlier is not None and stash is not None:
+                    if len(moved) >= MAX_REWRITES:
+                        raise TarError("invalid tar: too many files written more than once")
+                    _stash(writer, m.name, stash, earlier, moved)
+                seen[m.name] = records
+                records += 1
+                split.file(m.name, m.size)
+            size += m.size
+            try:
+                writer.add(m, data)
+            except OSError as e:
+                raise _os_error(e, m) from None
+    finally:
+        seen.close()
     writer.finish()
     if moved and stash is not None:
         (stash / "index.json").write_text(json.dumps({str(k): v for k, v in moved.items()}))
@@ -374,7 +382,7 @@ def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
         split = SplitWriter(work / "tar-split.gz")
         raw, compression = decompressed(stream)
         src = Source(raw, on_meta=split.meta)
-        writer = _Writer(work / "diff", layer=True)
+        writer = _Writer(work / "diff", layer=True, scratch=work)
         try:
             size = _run(src, writer, split, work / "stash")
         finally:
