@@ -286,7 +286,7 @@ class Table:
         return s
 
     def dump(self) -> None:
-        log("\n# summary (ratios nanovisor/peer)")
+        log("\n# summary (ratios nanovisor/peer: for ms/s/MB lower is better, for MB/s and req/s higher)")
         for what, unit, values in self.rows:
             log(self.format(what, unit, values))
 

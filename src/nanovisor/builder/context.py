@@ -28,10 +28,21 @@ _GLOB = set("*?[")
 class SourceRoot:
     """A tree COPY reads from: the build context (with its .dockerignore) or another image's rootfs."""
 
-    def __init__(self, root: Path, matcher: Matcher | None = None, what: str = "build context") -> None:
+    def __init__(self, root: Path, matcher: Matcher | None = None, what: str = "build context",
+                 digests: dict[str, str] | None = None) -> None:
         self.root = Path(root)
         self.matcher = matcher or Matcher([])
         self.what = what
+        # content digests of the files below root taken as they were written (path -> sha256 hex); files
+        # not in it are read and hashed once, then remembered too
+        self.digests: dict[str, str] = digests if digests is not None else {}
+
+    def file_digest(self, rel: str) -> str:
+        """sha256 (hex) of the regular file rel, hashed at most once per build."""
+        digest = self.digests.get(rel)
+        if digest is None:
+            digest = self.digests[rel] = _file_digest(self.root / rel)
+        return digest
 
     def excluded(self, rel: str) -> bool:
         return bool(rel) and self.matcher.excluded(rel)
@@ -72,12 +83,12 @@ class Source:
 class BuildContext:
     """A directory holding the build context; removed on close() when we unpacked it ourselves."""
 
-    def __init__(self, root: Path, owned: bool) -> None:
+    def __init__(self, root: Path, owned: bool, digests: dict[str, str] | None = None) -> None:
         self.root = Path(root)
         self.owned = owned
         ignore = self.root / ".dockerignore"
         patterns = read_patterns(ignore.read_text(errors="replace")) if ignore.is_file() else []
-        self.sources = SourceRoot(self.root, Matcher(patterns))
+        self.sources = SourceRoot(self.root, Matcher(patterns), digests=digests)
 
     @classmethod
     def from_dir(cls, path: str | os.PathLike) -> BuildContext:
@@ -88,16 +99,18 @@ class BuildContext:
 
     @classmethod
     def from_tar(cls, stream: BinaryIO, tmp_dir: Path) -> BuildContext:
-        from nanovisor.images.unpack import extract_into
+        from nanovisor.images.unpack import ContentDigests, extract_into
 
         tmp_dir.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="build-context-", dir=tmp_dir))
+        digests = ContentDigests()  # the context is hashed on the way in: COPY's cache check reads nothing
         try:
-            extract_into(root, stream, "/")
+            extract_into(root, stream, "/", digests=digests)
         except BaseException:
+            digests.close()
             shutil.rmtree(root, ignore_errors=True)
             raise
-        return cls(root, owned=True)
+        return cls(root, owned=True, digests=digests.close())
 
     def read_dockerfile(self, name: str) -> str:
         rel = posixpath.normpath(name or "Dockerfile").lstrip("/")
@@ -184,7 +197,7 @@ def source_hash(src: Source) -> str:
         kind = stat.S_IFMT(st.st_mode)
         h.update(f"{sub}\0{kind}\0{stat.S_IMODE(st.st_mode):o}\0".encode(errors="surrogateescape"))
         if stat.S_ISREG(st.st_mode):
-            h.update(_file_digest(_host(src, sub)).encode())
+            h.update(src.root.file_digest(f"{src.rel}/{sub}" if src.rel and sub else src.rel or sub).encode())
         elif stat.S_ISLNK(st.st_mode):
             h.update(os.readlink(_host(src, sub)).encode(errors="surrogateescape"))
         h.update(b"\n")

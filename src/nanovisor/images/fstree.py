@@ -121,3 +121,74 @@ def resolve_in_root(root_fd: int, parts: list[str], create: bool = False) -> tup
 
 def split(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def remove_tree(path: str | os.PathLike, ignore_errors: bool = False) -> None:
+    """shutil.rmtree in bounded memory (missing is fine): shutil lists each directory whole, which for a
+    layer of a million siblings costs hundreds of MB; this streams every listing, deletes as it goes, and
+    holds one directory fd (descending by name, climbing back by "..") whatever the depth. ignore_errors:
+    best effort, stopping at the first error."""
+    try:
+        _remove_tree(path)
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def _remove_tree(path: str | os.PathLike) -> None:
+    try:
+        fd = os.open(path, O_DIR)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        os.unlink(path)
+        return
+    names: list[str] = []   # the path from `path` down to fd
+    try:
+        while True:
+            child, seen = _clear_files(fd)
+            if child is not None:
+                try:
+                    sub = os.open(child, O_DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+                        raise
+                    os.unlink(child, dir_fd=fd)
+                    continue
+                os.close(fd)
+                fd = sub
+                names.append(child)
+                continue
+            if seen:
+                continue  # entries went by while we deleted: look again until a listing comes back empty
+            if not names:
+                break
+            up = os.open("..", O_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = up
+            try:
+                os.rmdir(names.pop(), dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+    os.rmdir(path)
+
+
+def _clear_files(fd: int) -> tuple[str | None, int]:
+    """Unlinks the non-directories of fd until the first subdirectory; (that subdirectory, entries seen)."""
+    seen = 0
+    with os.scandir(fd) as it:
+        for entry in it:
+            seen += 1
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    return entry.name, seen
+                os.unlink(entry.name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    return None, seen

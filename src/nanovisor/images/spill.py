@@ -26,11 +26,11 @@ def _path(key: bytes) -> str:
 class SpillMap:
     """Last value wins, as in a dict; `descending()` yields (path, value) in descending path order."""
 
-    def __init__(self, scratch_dir: str | os.PathLike | None = None, limit: int = IN_MEMORY) -> None:
+    def __init__(self, scratch_dir: str | os.PathLike | None = None, limit: int | None = None) -> None:
         self._mem: dict[str, int] = {}
         self._db: sqlite3.Connection | None = None
         self._dir = scratch_dir
-        self._limit = limit
+        self._limit = IN_MEMORY if limit is None else limit
 
     def __setitem__(self, path: str, value: int) -> None:
         if self._db is None:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import BinaryIO
 from nanovisor.errors import Conflict, InvalidParameter, NotFound, no_such_image
 from nanovisor.images import reference
 from nanovisor.images.content import BlobStore, digest_of
+from nanovisor.images.fstree import remove_tree
 from nanovisor.paths import Paths
 from nanovisor.store.db import Database
 
@@ -418,9 +418,9 @@ class ImageStore:
                         os.rename(path, trash)  # gone from view atomically, before the transaction ends
                         doomed.append(trash)
         for p in doomed:
-            shutil.rmtree(p, ignore_errors=True)
+            remove_tree(p, ignore_errors=True)
         for p in self.paths.layers.glob(".gc-*"):  # left by a killed collector
-            shutil.rmtree(p, ignore_errors=True)
+            remove_tree(p, ignore_errors=True)
         return reclaimed
 
     def prune(self, dangling_only: bool = True, filters: dict[str, list[str]] | None = None) -> dict:

@@ -5,12 +5,15 @@ symlink or hard link in the archive can make us write outside the target directo
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import queue
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,7 +39,7 @@ from nanovisor.images.tarstream import (
     members,
 )
 
-__all__ = ["FileNotInRoot", "LayerInfo", "export_tar", "extract_into", "stat_path", "tar_path", "unpack_layer"]
+__all__ = ["ContentDigests", "FileNotInRoot", "LayerInfo", "export_tar", "extract_into", "stat_path", "tar_path", "unpack_layer"]
 
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
@@ -59,12 +62,55 @@ def _ns(t: float) -> int:
     return int(round(t * 1e9))
 
 
+class ContentDigests:
+    """sha256 (hex) of every regular file an extraction writes, keyed by its path below the extraction
+    root, computed in a helper thread while the file is written (hashlib releases the GIL): a build hashes
+    its context once, on the way in, instead of reading it back. A path later replaced by anything else
+    is forgotten."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, str] = {}
+        self._q: queue.Queue = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._work, name="context-hash", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            what, data = item
+            if isinstance(what, str):
+                if data is None:
+                    self.digests.pop(what, None)
+                else:
+                    self.digests[what] = data.hexdigest()
+            else:
+                what.update(data)
+
+    def hashing(self, path: str, chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+        """chunks, handed on unchanged (they are never modified afterwards) and hashed meanwhile."""
+        h = hashlib.sha256()
+        for chunk in chunks:
+            self._q.put((h, chunk))
+            yield chunk
+        self._q.put((path, h))
+
+    def forget(self, path: str) -> None:
+        self._q.put((path, None))
+
+    def close(self) -> dict[str, str]:
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        return self.digests
+
+
 class _Writer:
     """Creates archive members below a root directory, one at a time."""
 
     def __init__(self, root: Path, layer: bool, no_overwrite_dir_non_dir: bool = False,
-                 owner: tuple[int, int] | None = None, base: str = "", scratch: Path | None = None) -> None:
+                 owner: tuple[int, int] | None = None, base: str = "", scratch: Path | None = None,
+                 digests: ContentDigests | None = None) -> None:
         self.root_fd = fstree.open_root(root)
+        self.digests = digests
         self.base = base  # members land below this (already resolved) directory
         self.layer = layer
         self.no_overwrite = no_overwrite_dir_non_dir
@@ -159,6 +205,8 @@ class _Writer:
             self._whiteout(pfd, parent, base, m)
             return
         t = m.type
+        if self.digests is not None and t != REG:
+            self.digests.forget(path)
         if t == REG:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
@@ -167,7 +215,8 @@ class _Writer:
                 self._clear(pfd, base, False, path)
                 pfd = self._parent(parent)
                 fd = os.open(base, flags, 0o600, dir_fd=pfd)
-            self._fill(fd, data.chunks(), m)
+            chunks = data.chunks()
+            self._fill(fd, chunks if self.digests is None else self.digests.hashing(path, chunks), m)
         elif t == DIR:
             try:
                 os.mkdir(base, 0o700, dir_fd=pfd)
@@ -399,10 +448,10 @@ def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
         except OSError as e:
             if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
-            shutil.rmtree(work, ignore_errors=True)  # someone else got there first: same content
+            fstree.remove_tree(work, ignore_errors=True)  # someone else got there first: same content
         return LayerInfo(diff_id=diff_id, size=size, compression=compression, path=final)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        fstree.remove_tree(work, ignore_errors=True)
         raise
     finally:
         close = getattr(raw, "close", None)
@@ -411,10 +460,12 @@ def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
 
 
 def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: str = "/", *,
-                 no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None) -> None:
+                 no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None,
+                 digests: ContentDigests | None = None) -> None:
     """`docker cp` upload: extracts a (possibly compressed) tar into the directory path_in_root of dest_dir,
     treating dest_dir as "/" — symlinks already there (or in the archive) resolve inside it. No whiteout
-    handling. owner, when given, overrides the archive's uid/gid.
+    handling. owner, when given, overrides the archive's uid/gid; digests, when given, collects the content
+    digest of every file written (paths relative to dest_dir).
     Raises FileNotInRoot when path_in_root does not exist, InvalidParameter when it is not a directory."""
     root_fd = fstree.open_root(dest_dir)
     try:
@@ -433,7 +484,7 @@ def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: st
     raw, _ = decompressed(stream)
     try:
         writer = _Writer(Path(dest_dir), layer=False, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
-                         owner=owner, base="/".join(names))
+                         owner=owner, base="/".join(names), digests=digests)
         src = Source(raw, digest=False)
         try:
             _run(src, writer, None, None)
