@@ -276,7 +276,10 @@ class Table:
         cells = []
         for e in self.engines:
             v = values.get(e)
-            cells.append(f"{e} {v:9.1f}" if isinstance(v, float) else f"{e} {str(v):>9}")
+            if isinstance(v, float):
+                cells.append(f"{e} {v:9.2f}" if abs(v) < 10 else f"{e} {v:9.1f}")
+            else:
+                cells.append(f"{e} {str(v):>9}")
         s = f"{what:<44} {unit:<6} " + "  ".join(cells)
         nv = values.get("nanovisor")
         for peer in ("dockerd", "podman"):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from nanovisor.builder.dockerignore import Matcher, _compile, read_patterns
 from nanovisor.errors import InvalidParameter, NotFound
+from nanovisor.images.fstree import remove_tree
 
 CHUNK = 1 << 20
 _GLOB = set("*?[")
@@ -89,6 +90,9 @@ class BuildContext:
         ignore = self.root / ".dockerignore"
         patterns = read_patterns(ignore.read_text(errors="replace")) if ignore.is_file() else []
         self.sources = SourceRoot(self.root, Matcher(patterns), digests=digests)
+        # an unpacked context goes away with this object at the latest (a request dropped before its
+        # build stream ever started never calls close())
+        self._cleanup = weakref.finalize(self, remove_tree, self.root, True) if owned else None
 
     @classmethod
     def from_dir(cls, path: str | os.PathLike) -> BuildContext:
@@ -108,7 +112,7 @@ class BuildContext:
             extract_into(root, stream, "/", digests=digests)
         except BaseException:
             digests.close()
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root, ignore_errors=True)
             raise
         return cls(root, owned=True, digests=digests.close())
 
@@ -124,8 +128,9 @@ class BuildContext:
         return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
     def close(self) -> None:
-        if self.owned:
-            shutil.rmtree(self.root, ignore_errors=True)
+        """Removes the context we unpacked (again: a no-op)."""
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 def find_sources(root: SourceRoot, patterns: list[str], cmd: str) -> list[Source]:

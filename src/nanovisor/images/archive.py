@@ -12,7 +12,6 @@ and matched to the manifests at the end."""
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 import tarfile
@@ -23,7 +22,18 @@ from nanovisor.errors import InvalidParameter
 from nanovisor.images import reference
 from nanovisor.images.content import digest_of
 from nanovisor.images.tarsplit import replay
-from nanovisor.images.tarstream import CHUNK, HARD, REG, SYM, Source, TarError, _Peek, decompressed, members
+from nanovisor.images.tarstream import (
+    HARD,
+    REG,
+    SYM,
+    Source,
+    TarError,
+    _Peek,
+    buffered_reader,
+    decompressed,
+    members,
+    release,
+)
 
 if TYPE_CHECKING:
     from nanovisor.images.store import Image, ImageStore
@@ -249,14 +259,6 @@ def _scan(store: ImageStore, stream: BinaryIO, added: list[str]) -> _Loaded:
     return found
 
 
-def _buffered(stream: BinaryIO) -> BinaryIO:
-    """A raw stream (a request body returns one network chunk per read, and RawIOBase.read(n) allocates n
-    bytes each time) behind a buffer that fills whole CHUNK reads straight into their result."""
-    if isinstance(stream, io.RawIOBase):
-        return io.BufferedReader(stream, CHUNK)  # type: ignore[return-value]
-    return stream
-
-
 def _check_layers(config_bytes: bytes, diff_ids: list[str]) -> None:
     try:
         want = json.loads(config_bytes).get("rootfs", {}).get("diff_ids") or []
@@ -342,7 +344,7 @@ def _load_oci(store: ImageStore, found: _Loaded) -> list[str]:
 
 def load_archive(store: ImageStore, stream: BinaryIO) -> list[str]:
     added: list[str] = []
-    buffered = _buffered(stream)
+    buffered = buffered_reader(stream)
     try:
         found = _scan(store, buffered, added)
         if "manifest.json" in found.jsons:
@@ -356,7 +358,6 @@ def load_archive(store: ImageStore, stream: BinaryIO) -> list[str]:
             marks = ",".join("?" * len(added))
             store.db.execute(f"DELETE FROM layer_leases WHERE diff_id IN ({marks})", tuple(added))
             store.collect_garbage()
-        if buffered is not stream:
-            buffered.detach()  # type: ignore[attr-defined]  # the caller's stream stays open
+        release(buffered, stream)
     return list(dict.fromkeys(loaded))
 

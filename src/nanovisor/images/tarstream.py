@@ -8,6 +8,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import lzma
 import queue
 import struct
@@ -423,6 +424,21 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
 
 
 # -- decompression -------------------------------------------------------------------------------
+
+
+def buffered_reader(stream: BinaryIO) -> BinaryIO:
+    """A raw stream (a request body returns one network chunk per read, and RawIOBase.read(n) allocates n
+    bytes each time) behind a buffer that fills whole CHUNK reads straight into their result; other
+    streams as they are. Hand the result to release() when done."""
+    if isinstance(stream, io.RawIOBase):
+        return io.BufferedReader(stream, CHUNK)  # type: ignore[return-value]
+    return stream
+
+
+def release(buffered: BinaryIO, stream: BinaryIO) -> None:
+    """Lets go of buffered_reader()'s wrapper without closing the caller's stream."""
+    if buffered is not stream:
+        buffered.detach()  # type: ignore[attr-defined]
 
 
 class _Peek:

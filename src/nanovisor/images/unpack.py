@@ -35,8 +35,10 @@ from nanovisor.images.tarstream import (
     Member,
     Source,
     TarError,
+    buffered_reader,
     decompressed,
     members,
+    release,
 )
 
 __all__ = ["ContentDigests", "FileNotInRoot", "LayerInfo", "export_tar", "extract_into", "stat_path", "tar_path", "unpack_layer"]
@@ -481,7 +483,8 @@ def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: st
         os.close(root_fd)
     if leaf is not None:
         raise InvalidParameter("extraction point is not a directory")
-    raw, _ = decompressed(stream)
+    buffered = buffered_reader(stream)
+    raw, _ = decompressed(buffered)
     try:
         writer = _Writer(Path(dest_dir), layer=False, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                          owner=owner, base="/".join(names), digests=digests)
@@ -493,5 +496,6 @@ def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: st
             writer.close()
     finally:
         close = getattr(raw, "close", None)
-        if close is not None and raw is not stream:
+        if close is not None and raw is not buffered:
             close()
+        release(buffered, stream)
