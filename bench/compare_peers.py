@@ -551,17 +551,13 @@ def sec_port(engines: list[Engine], t: Table, o: argparse.Namespace) -> None:
         host.kill()
         host.wait()
     for i, e in enumerate(engines):
-        cport = port + 1 + i
-        if i == 0:
-            cport = port  # right after the host server on it stopped (its sockets are in TIME-WAIT)
+        cport = port + 1 + i  # a port nothing served on yet: the rate, not the rebinding, is measured here
         cmd = "echo " + "x" * 1024 + " > /tmp/index.html && exec httpd -f -p 80 -h /tmp"
-        r = e.docker("run", "-d", *e.port_net, *e.limits, "-p", f"127.0.0.1:{cport}:80", BUSYBOX, "sh", "-c", cmd,
-                     check=False)
-        if i == 0:
-            right_after[e.name] = "ok" if r.returncode == 0 else "FAILED"
+        r = e.docker("run", "-d", *e.port_net, *e.limits, "-p", f"127.0.0.1:{cport}:80", BUSYBOX, "sh", "-c",
+                     cmd, check=False)
         if r.returncode:
             rates[e.name] = "failed"
-            log(f"  {e.name}: run -p failed: {r.stderr.strip()[:200]}")
+            log(f"  {e.name}: run -p failed: {r.stderr.strip()[:300]}")
             continue
         cid = r.stdout.strip()
         try:
@@ -572,8 +568,7 @@ def sec_port(engines: list[Engine], t: Table, o: argparse.Namespace) -> None:
     t.add("host busybox httpd (wrk)", "req/s", {e.name: host_rate for e in engines})
     t.add("published port (wrk)", "req/s", rates)
     t.add("  published vs host", "x", {k: v / host_rate for k, v in rates.items() if isinstance(v, float)})
-    t.add("publish right after a host server stopped", "", right_after)
-    # the same check for every engine: serve, stop, publish at once
+    # for every engine: a host server serves traffic on a port and stops, then the engine publishes it at once
     for i, e in enumerate(engines):
         p = 18500 + i
         srv = subprocess.Popen(["busybox", "httpd", "-f", "-p", f"127.0.0.1:{p}", "-h", str(docroot)])
