@@ -1,4 +1,10 @@
-"""Removing a directory tree however deep it is (a container or an archive decides the depth)."""
+"""Removing a directory tree however deep and however wide it is (a container or an archive decides both).
+
+shutil.rmtree recurses once per level (Python 3.11: a tree a container made 1,100 levels deep raised
+RecursionError and the container could not be removed) and lists each directory whole (a layer of a million
+siblings cost hundreds of MB). Here the walk holds one directory fd whatever the depth (descending by name,
+climbing back by ".."), streams every listing and deletes as it goes, and never follows a symlink.
+"""
 
 from __future__ import annotations
 
@@ -9,68 +15,69 @@ O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def remove_tree(path: str | os.PathLike, ignore_errors: bool = True, dir_fd: int | None = None) -> None:
-    """`rm -rf path` with an explicit stack of directory fds, never following a symlink. shutil.rmtree
-    recurses once per level (Python 3.11), so a tree a container made 1,100 levels deep raised
-    RecursionError and the container could not be removed; here depth costs one fd per level.
-    With dir_fd, path is a name in that directory (as shutil.rmtree's dir_fd)."""
-    if dir_fd is not None:
-        pfd, top = os.dup(dir_fd), os.fspath(path)
-    else:
-        parent, top = os.path.split(os.path.abspath(path))
-        try:
-            pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-    stack: list[tuple[int, list[str], str]] = []  # (dir fd, names left to remove, its name in its parent)
-
-    def attempt(fn, *args, **kw) -> bool:
-        try:
-            fn(*args, **kw)
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError:
-            if not ignore_errors:
-                raise
-            return False
-
+    """`rm -rf path` (missing is fine). With dir_fd, path is a name in that directory (as shutil.rmtree's
+    dir_fd). ignore_errors: best effort, stopping at the first error."""
     try:
-        try:
-            fd = os.open(top, O_DIR, dir_fd=pfd)
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno not in (errno.ENOTDIR, errno.ELOOP):
-                raise
-            attempt(os.unlink, top, dir_fd=pfd)
-            return
-        stack.append((fd, os.listdir(fd), top))
-        while stack:
-            fd, names, name = stack[-1]
-            if not names:
-                stack.pop()
+        _remove_tree(os.fspath(path), dir_fd)
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def _remove_tree(path: str, dir_fd: int | None) -> None:
+    try:
+        fd = os.open(path, O_DIR, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        os.unlink(path, dir_fd=dir_fd)
+        return
+    names: list[str] = []   # the path from `path` down to fd
+    try:
+        while True:
+            child, seen = _clear_files(fd)
+            if child is not None:
+                try:
+                    sub = os.open(child, O_DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+                        raise
+                    os.unlink(child, dir_fd=fd)
+                    continue
                 os.close(fd)
-                attempt(os.rmdir, name, dir_fd=stack[-1][0] if stack else pfd)
+                fd = sub
+                names.append(child)
                 continue
-            child = names.pop()
-            try:
-                os.unlink(child, dir_fd=fd)
-                continue
-            except FileNotFoundError:
-                continue
-            except IsADirectoryError:
-                pass
-            except OSError:
-                if not ignore_errors:
-                    raise
-                continue
-            try:
-                cfd = os.open(child, O_DIR, dir_fd=fd)
-                stack.append((cfd, os.listdir(cfd), child))
-            except OSError:
-                if not ignore_errors:
-                    raise
-    finally:
-        for fd, _, _ in stack:
+            if seen:
+                continue  # entries went by while we deleted: look again until a listing comes back empty
+            if not names:
+                break
+            up = os.open("..", O_DIR, dir_fd=fd)
             os.close(fd)
-        os.close(pfd)
+            fd = up
+            try:
+                os.rmdir(names.pop(), dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+    os.rmdir(path, dir_fd=dir_fd)
+
+
+def _clear_files(fd: int) -> tuple[str | None, int]:
+    """Unlinks the non-directories of fd until the first subdirectory; (that subdirectory, entries seen)."""
+    seen = 0
+    with os.scandir(fd) as it:
+        for entry in it:
+            seen += 1
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    return entry.name, seen
+                os.unlink(entry.name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    return None, seen

@@ -78,16 +78,15 @@ class BodyReader(io.RawIOBase):
             if self._done:
                 return 0
         n = min(len(b), self._left)
-        data = self._rfile.read(n)
-        if not data:
+        got = self._rfile.readinto(memoryview(b)[:n])  # straight into the caller's buffer: no copy
+        if not got:
             raise ConnectionError("client closed the connection inside the request body")
-        b[:len(data)] = data
-        self._left -= len(data)
+        self._left -= got
         if self._chunked and self._left == 0 and self._rfile.readline(3) not in (b"\r\n", b"\n"):
             raise self._fail("malformed chunked encoding: no CRLF after the chunk data")
         elif not self._chunked and self._left == 0:
             self._done = True
-        return len(data)
+        return got
 
     def read_all(self) -> bytes:
         return self.read() or b""

@@ -3,20 +3,21 @@ and POST /commit."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Generator, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from nanovisor import errors
 from nanovisor.api.request import Request, loads_json
 from nanovisor.api.responses import JSON, Response, Stream, json_error_message, json_lines
 
+if TYPE_CHECKING:
+    from nanovisor.builder.context import BuildContext
+
 _BUILDKIT_VERSION = "2"
 
 
 def build(req: Request) -> Stream:
-    """Validates everything first (a bad parameter is a 400), spools the context, then streams the build."""
+    """Validates everything first (a bad parameter is a 400), unpacks the context, then streams the build."""
     if req.q("remote"):
         raise errors.InvalidParameter("remote build contexts are not supported by nanovisor: send a tar context")
     version = req.q("version") or "1"
@@ -41,9 +42,12 @@ def build(req: Request) -> Stream:
         "extra_hosts": _extra_hosts(req.qlist("extrahosts")),
         "cache_from": _json_list(req.q("cachefrom"), "error reading cache-from"),
     }
-    context = _spool(req.body, req.engine.paths.tmp)
     from nanovisor.builder.builder import build_stream
+    from nanovisor.builder.context import BuildContext
 
+    # the body is unpacked (and hashed) as it arrives, before answering: the handler drains unread bodies
+    # before it streams, and there is no spool file to write and read back
+    context = BuildContext.from_tar(req.body, req.engine.paths.tmp)
     return Stream(_closing(build_stream(req.engine, context, **options), context), on_error=json_error_message)
 
 
@@ -114,27 +118,14 @@ def _optional_object(req: Request) -> dict | None:
 
 # -- the context -----------------------------------------------------------------------------------------
 
-def _spool(body: BinaryIO, tmp_dir) -> BinaryIO:
-    """Reads the whole request body before answering: the handler drains unread bodies before it streams."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    f = tempfile.TemporaryFile(dir=tmp_dir)
-    try:
-        shutil.copyfileobj(body, f, 1 << 20)
-        f.seek(0)
-    except BaseException:
-        f.close()
-        raise
-    return f
-
-
-def _closing(messages: Generator[dict, None, None], f: BinaryIO) -> Iterator[bytes]:
+def _closing(messages: Generator[dict, None, None], context: BuildContext) -> Iterator[bytes]:
     """Yields the stream as JSON lines; when it ends or the client goes away, stops the build (closing
-    build_stream cancels it) and drops the spooled context."""
+    build_stream cancels it) and drops the unpacked context."""
     try:
         yield from json_lines(messages)
     finally:
         messages.close()
-        f.close()
+        context.close()
 
 
 ROUTES = [

@@ -301,6 +301,8 @@ class Builder:
 # -- entry points -------------------------------------------------------------------------------------------
 
 def _open_context(engine, context) -> BuildContext:
+    if isinstance(context, BuildContext):
+        return context  # unpacked already (POST /build does it while the request body arrives)
     if isinstance(context, (str, os.PathLike)):
         return BuildContext.from_dir(context)
     return BuildContext.from_tar(context, engine.paths.tmp)
@@ -311,7 +313,7 @@ def _label_instruction(labels: dict[str, str]) -> Instruction:
     return Instruction(cmd="LABEL", original=f"LABEL {text}", args=text)
 
 
-def build(engine, context: BinaryIO | str | os.PathLike, dockerfile: str = "Dockerfile",
+def build(engine, context: BuildContext | BinaryIO | str | os.PathLike, dockerfile: str = "Dockerfile",
           tags: list[str] | tuple[str, ...] = (), build_args: dict[str, str | None] | None = None,
           target: str | None = None, no_cache: bool = False, pull: bool = False,
           labels: dict[str, str] | None = None, progress: Emit | None = None, quiet: bool = False,
@@ -361,7 +363,7 @@ def error_message(err: Exception) -> dict:
     return {"errorDetail": detail, "error": message}
 
 
-def build_stream(engine, context: BinaryIO | str | os.PathLike, **kwargs) -> Iterator[dict]:
+def build_stream(engine, context: BuildContext | BinaryIO | str | os.PathLike, **kwargs) -> Iterator[dict]:
     """build() as dockerd's message stream; a failure is the last message (errorDetail), never raised
     (except a bad tag or parameter found before anything was sent: raised at the first next())."""
     quiet = kwargs.get("quiet", False)

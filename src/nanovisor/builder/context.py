@@ -12,6 +12,7 @@ import posixpath
 import stat
 import tarfile
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,21 @@ _GLOB = set("*?[")
 class SourceRoot:
     """A tree COPY reads from: the build context (with its .dockerignore) or another image's rootfs."""
 
-    def __init__(self, root: Path, matcher: Matcher | None = None, what: str = "build context") -> None:
+    def __init__(self, root: Path, matcher: Matcher | None = None, what: str = "build context",
+                 digests: dict[str, str] | None = None) -> None:
         self.root = Path(root)
         self.matcher = matcher or Matcher([])
         self.what = what
+        # content digests of the files below root taken as they were written (path -> sha256 hex); files
+        # not in it are read and hashed once, then remembered too
+        self.digests: dict[str, str] = digests if digests is not None else {}
+
+    def file_digest(self, rel: str) -> str:
+        """sha256 (hex) of the regular file rel, hashed at most once per build."""
+        digest = self.digests.get(rel)
+        if digest is None:
+            digest = self.digests[rel] = _file_digest(self.root / rel)
+        return digest
 
     def excluded(self, rel: str) -> bool:
         return bool(rel) and self.matcher.excluded(rel)
@@ -80,13 +92,16 @@ class Source:
 class BuildContext:
     """A directory holding the build context; removed on close() when we unpacked it ourselves."""
 
-    def __init__(self, root: Path, owned: bool) -> None:
+    def __init__(self, root: Path, owned: bool, digests: dict[str, str] | None = None) -> None:
         self.root = Path(root)
         self.owned = owned
         self.sources = SourceRoot(self.root)
         ignore = self._read_inside(".dockerignore")
         patterns = read_patterns(ignore.decode("utf-8", errors="replace")) if ignore is not None else []
-        self.sources = SourceRoot(self.root, Matcher(patterns))
+        self.sources = SourceRoot(self.root, Matcher(patterns), digests=digests)
+        # an unpacked context goes away with this object at the latest (a request dropped before its
+        # build stream ever started never calls close())
+        self._cleanup = weakref.finalize(self, remove_tree, self.root, True) if owned else None
 
     def _read_inside(self, rel: str) -> bytes | None:
         """A regular file of the context, symlinks resolved inside it (moby's FollowSymlinkInScope): a
@@ -111,16 +126,18 @@ class BuildContext:
 
     @classmethod
     def from_tar(cls, stream: BinaryIO, tmp_dir: Path) -> BuildContext:
-        from nanovisor.images.unpack import extract_into
+        from nanovisor.images.unpack import ContentDigests, extract_into
 
         tmp_dir.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="build-context-", dir=tmp_dir))
+        digests = ContentDigests()  # the context is hashed on the way in: COPY's cache check reads nothing
         try:
-            extract_into(root, stream, "/")
+            extract_into(root, stream, "/", digests=digests)
         except BaseException:
+            digests.close()
             remove_tree(root, ignore_errors=True)
             raise
-        return cls(root, owned=True)
+        return cls(root, owned=True, digests=digests.close())
 
     def read_dockerfile(self, name: str) -> str:
         rel = posixpath.normpath(name or "Dockerfile").lstrip("/")
@@ -132,8 +149,9 @@ class BuildContext:
         return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
     def close(self) -> None:
-        if self.owned:
-            remove_tree(self.root, ignore_errors=True)
+        """Removes the context we unpacked (again: a no-op)."""
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 def find_sources(root: SourceRoot, patterns: list[str], cmd: str) -> list[Source]:
@@ -205,7 +223,7 @@ def source_hash(src: Source) -> str:
         kind = stat.S_IFMT(st.st_mode)
         h.update(f"{sub}\0{kind}\0{stat.S_IMODE(st.st_mode):o}\0".encode(errors="surrogateescape"))
         if stat.S_ISREG(st.st_mode):
-            h.update(_file_digest(_host(src, sub)).encode())
+            h.update(src.root.file_digest(f"{src.rel}/{sub}" if src.rel and sub else src.rel or sub).encode())
         elif stat.S_ISLNK(st.st_mode):
             h.update(os.readlink(_host(src, sub)).encode(errors="surrogateescape"))
         h.update(b"\n")

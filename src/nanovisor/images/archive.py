@@ -23,7 +23,18 @@ from nanovisor.errors import InvalidParameter
 from nanovisor.images import reference
 from nanovisor.images.content import digest_of
 from nanovisor.images.tarsplit import replay
-from nanovisor.images.tarstream import HARD, REG, SYM, Source, TarError, _Peek, decompressed, members
+from nanovisor.images.tarstream import (
+    HARD,
+    REG,
+    SYM,
+    Source,
+    TarError,
+    _Peek,
+    buffered_reader,
+    decompressed,
+    members,
+    release,
+)
 
 if TYPE_CHECKING:
     from nanovisor.images.store import Image, ImageStore
@@ -34,7 +45,13 @@ MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MAX_JSON = 64 << 20
+# Bounds that keep a hostile archive from making us hold it in memory: every JSON member is kept until the
+# manifests are read (they usually come last), so their sizes, their total and their nesting are capped
+# (json.loads of "[{},{},...]" costs ~20x its size), as is the number of members we remember at all.
+MAX_JSON = 8 << 20           # one config/manifest/index (registries cap manifests at 4 MB)
+MAX_JSON_TOTAL = 32 << 20    # all JSON members of one archive together
+MAX_JSON_CONTAINERS = 200_000  # objects + arrays in one JSON document
+MAX_ENTRIES = 100_000        # archive members remembered (layers, JSON, links, refused blobs)
 _JSON_NAMES = {"manifest.json", "index.json", "oci-layout", "repositories"}
 
 
@@ -190,25 +207,43 @@ def _is_json_name(name: str) -> bool:
     return name in _JSON_NAMES or base.endswith(".json") or base in ("json", "VERSION")
 
 
+def _read_json(name: str, head: bytes, data, budget: int) -> bytes:
+    """The whole (small) JSON member, refused before it is read when it is too large for the budget."""
+    if data.left + len(head) > min(MAX_JSON, budget):
+        what = "too large" if data.left + len(head) > MAX_JSON else "one JSON member too many"
+        raise InvalidParameter(f"invalid archive: {name} is {what}")
+    buf = bytearray(head)
+    for chunk in data.chunks():
+        buf += chunk
+    out = bytes(buf)
+    if out.count(b"{") + out.count(b"[") > MAX_JSON_CONTAINERS:
+        raise InvalidParameter(f"invalid archive: {name} is too deeply structured")
+    return out
+
+
 def _scan(store: ImageStore, stream: BinaryIO, added: list[str]) -> _Loaded:
     found = _Loaded()
     raw, _ = decompressed(stream)
     src = Source(raw, digest=False)  # layers are hashed as they are unpacked; the archive need not be
+    budget = MAX_JSON_TOTAL
+    entries = 0
     try:
         for m, data in members(src):
+            if m.type not in (SYM, HARD, REG):
+                continue
+            entries += 1
+            if entries > MAX_ENTRIES:
+                raise InvalidParameter("invalid archive: too many members")
             if m.type in (SYM, HARD):
                 target = m.linkname
                 if m.type == SYM:
                     target = posixpath.join(posixpath.dirname(m.name), target)
                 found.links[m.name] = posixpath.normpath(target.lstrip("/"))
                 continue
-            if m.type != REG:
-                continue
             head = data.read(512) if m.size else b""
             if _is_json_name(m.name) or head.lstrip()[:1] in (b"{", b"["):
-                if m.size > MAX_JSON:
-                    raise InvalidParameter(f"invalid archive: {m.name} is too large")
-                found.jsons[m.name] = head + data.read()
+                found.jsons[m.name] = _read_json(m.name, head, data, budget)
+                budget -= len(found.jsons[m.name])
                 continue
             try:
                 diff_id = store.add_layer(_Peek(data, head))  # type: ignore[arg-type]
@@ -312,8 +347,9 @@ def _load_oci(store: ImageStore, found: _Loaded) -> list[str]:
 
 def load_archive(store: ImageStore, stream: BinaryIO) -> list[str]:
     added: list[str] = []
+    buffered = buffered_reader(stream)
     try:
-        found = _scan(store, stream, added)
+        found = _scan(store, buffered, added)
         try:
             if "manifest.json" in found.jsons:
                 loaded = _load_docker(store, found)
@@ -329,5 +365,6 @@ def load_archive(store: ImageStore, stream: BinaryIO) -> list[str]:
             marks = ",".join("?" * len(added))
             store.db.execute(f"DELETE FROM layer_leases WHERE diff_id IN ({marks})", tuple(added))
             store.collect_garbage()
+        release(buffered, stream)
     return list(dict.fromkeys(loaded))
 

@@ -121,4 +121,3 @@ def resolve_in_root(root_fd: int, parts: list[str], create: bool = False) -> tup
 
 def split(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
-

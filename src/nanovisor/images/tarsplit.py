@@ -17,6 +17,7 @@ from pathlib import Path
 from nanovisor.errors import SystemError_
 
 _SEG, _FILE = b"S", b"F"
+_SEG_MAX = 1 << 18          # skeleton bytes framed and handed to the compressor in pieces of about this size
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -43,12 +44,18 @@ class SplitWriter:
 
     def meta(self, data: bytes) -> None:
         self._buf += data
+        if len(self._buf) > _SEG_MAX:  # a layer of headers only (directories, links) stays bounded too
+            self._flush()
+            self._push()
 
     def file(self, name: str, size: int) -> None:
         self._flush()
         raw = name.encode("utf-8", "surrogateescape")
         self._out += _FILE + struct.pack(">I", len(raw)) + raw + struct.pack(">Q", size)
-        if len(self._out) > (1 << 18):
+        self._push()
+
+    def _push(self) -> None:
+        if len(self._out) > _SEG_MAX:
             self._q.put(self._out)
             self._out = bytearray()
 
@@ -190,6 +197,10 @@ def replay(layer_path: Path, diff_id: str) -> Iterator[bytes]:
                 (n,) = struct.unpack(">I", recs.take(4))
                 if kind == _SEG:
                     buf += recs.take(n)
+                    if len(buf) >= _OUT:
+                        hasher.update(buf)
+                        yield buf
+                        buf = bytearray()
                     continue
                 name = recs.take(n).decode("utf-8", "surrogateescape")
                 (size,) = struct.unpack(">Q", recs.take(8))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import lzma
 import queue
 import struct
@@ -281,7 +282,8 @@ class Source:
 
 
 class DataReader:
-    """The content of one member; must be consumed (or skipped) before the next header is read."""
+    """The content of one member; must be consumed (or skipped) before the next header is read. `left` is
+    how much of it is still unread."""
 
     def __init__(self, src: Source, size: int) -> None:
         self.src = src
@@ -326,6 +328,8 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
     pending_pax: dict[str, bytes] = {}
     long_name: str | None = None
     long_link: str | None = None
+    meta_left = MAX_META     # extended-header bytes allowed before the member they describe
+    global_left = MAX_META   # global PAX bytes allowed in the whole stream
     read = src.read
     while True:
         block = read(BLOCK, True)
@@ -345,7 +349,11 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
         if size > MAX_SIZE:
             raise TarError("invalid tar header: absurd size")
         if tflag in _META_TYPES:
-            if size > MAX_META:
+            if tflag == "g":
+                global_left -= size
+            else:
+                meta_left -= size
+            if size > MAX_META or meta_left < 0 or global_left < 0:
                 raise TarError("invalid tar header: oversized extended header")
             data = read(size + (-size) % BLOCK, True)
             if len(data) < size:
@@ -362,6 +370,7 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
             continue
         if tflag not in _MEMBER_TYPES:
             raise TarError(f"invalid tar header: unsupported entry type {tflag!r}")
+        meta_left = MAX_META
         name = _str(name_f)
         if magic == b"ustar\0" and prefix_f[0]:
             name = _str(prefix_f) + "/" + name
@@ -415,6 +424,21 @@ def members(src: Source) -> Iterator[tuple[Member, DataReader]]:
 
 
 # -- decompression -------------------------------------------------------------------------------
+
+
+def buffered_reader(stream: BinaryIO) -> BinaryIO:
+    """A raw stream (a request body returns one network chunk per read, and RawIOBase.read(n) allocates n
+    bytes each time) behind a buffer that fills whole CHUNK reads straight into their result; other
+    streams as they are. Hand the result to release() when done."""
+    if isinstance(stream, io.RawIOBase):
+        return io.BufferedReader(stream, CHUNK)  # type: ignore[return-value]
+    return stream
+
+
+def release(buffered: BinaryIO, stream: BinaryIO) -> None:
+    """Lets go of buffered_reader()'s wrapper without closing the caller's stream."""
+    if buffered is not stream:
+        buffered.detach()  # type: ignore[attr-defined]
 
 
 class _Peek:

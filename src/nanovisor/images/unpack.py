@@ -5,11 +5,14 @@ symlink or hard link in the archive can make us write outside the target directo
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import queue
 import stat
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +20,7 @@ from typing import BinaryIO
 from nanovisor.errors import InvalidParameter, SystemError_
 from nanovisor.images import fstree
 from nanovisor.images.rootfs_tar import FileNotInRoot, export_tar, stat_path, tar_path
+from nanovisor.images.spill import SpillMap
 from nanovisor.images.tarsplit import SplitWriter
 from nanovisor.images.tarstream import (
     BLK,
@@ -30,12 +34,14 @@ from nanovisor.images.tarstream import (
     Member,
     Source,
     TarError,
+    buffered_reader,
     decompressed,
     members,
+    release,
 )
 from nanovisor.rmtree import remove_tree
 
-__all__ = ["FileNotInRoot", "LayerInfo", "export_tar", "extract_into", "stat_path", "tar_path", "unpack_layer"]
+__all__ = ["ContentDigests", "FileNotInRoot", "LayerInfo", "export_tar", "extract_into", "stat_path", "tar_path", "unpack_layer"]
 
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
@@ -43,6 +49,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 _DEV_TYPES = {CHR: stat.S_IFCHR, BLK: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 _SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
 _MAX_CACHED_DIRS = 64   # open directory fds kept (tars list siblings together: a few suffice)
+MAX_REWRITES = 10_000   # files a layer may write more than once (each earlier copy is kept for `save`)
 
 
 @dataclass
@@ -57,24 +64,68 @@ def _ns(t: float) -> int:
     return int(round(t * 1e9))
 
 
+class ContentDigests:
+    """sha256 (hex) of every regular file an extraction writes, keyed by its path below the extraction
+    root, computed in a helper thread while the file is written (hashlib releases the GIL): a build hashes
+    its context once, on the way in, instead of reading it back. A path later replaced by anything else
+    is forgotten."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, str] = {}
+        self._q: queue.Queue = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._work, name="context-hash", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            what, data = item
+            if isinstance(what, str):
+                if data is None:
+                    self.digests.pop(what, None)
+                else:
+                    self.digests[what] = data.hexdigest()
+            else:
+                what.update(data)
+
+    def hashing(self, path: str, chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+        """chunks, handed on unchanged (they are never modified afterwards) and hashed meanwhile."""
+        h = hashlib.sha256()
+        for chunk in chunks:
+            self._q.put((h, chunk))
+            yield chunk
+        self._q.put((path, h))
+
+    def forget(self, path: str) -> None:
+        self._q.put((path, None))
+
+    def close(self) -> dict[str, str]:
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        return self.digests
+
+
 class _Writer:
     """Creates archive members below a root directory, one at a time."""
 
     def __init__(self, root: Path, layer: bool, no_overwrite_dir_non_dir: bool = False,
-                 owner: tuple[int, int] | None = None, base: str = "") -> None:
+                 owner: tuple[int, int] | None = None, base: str = "", scratch: Path | None = None,
+                 digests: ContentDigests | None = None) -> None:
         self.root_fd = fstree.open_root(root)
+        self.digests = digests
         self.base = base  # members land below this (already resolved) directory
         self.layer = layer
         self.no_overwrite = no_overwrite_dir_non_dir
         self.owner = owner
         self.dirs: dict[str, int] = {}          # parent path -> open fd (cache; tars are mostly sorted)
-        self.dir_times: list[tuple[str, int]] = []
+        self.dir_times = SpillMap(scratch)   # directory -> mtime (ns), set last; a repeated entry wins
 
     def close(self) -> None:
         for fd in self.dirs.values():
             os.close(fd)
         self.dirs.clear()
         os.close(self.root_fd)
+        self.dir_times.close()
 
     def _forget(self) -> None:
         for fd in self.dirs.values():
@@ -158,7 +209,7 @@ class _Writer:
         if m.name == "":
             if self.layer and m.type == DIR:
                 self._meta_fd(self.root_fd, m)
-                self.dir_times.append(("", _ns(m.mtime)))
+                self.dir_times[""] = _ns(m.mtime)
             return
         parent, _, base = path.rpartition("/")
         pfd = self._parent(parent)
@@ -166,6 +217,8 @@ class _Writer:
             self._whiteout(pfd, parent, base, m)
             return
         t = m.type
+        if self.digests is not None and t != REG:
+            self.digests.forget(path)
         if t == REG:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
@@ -174,7 +227,8 @@ class _Writer:
                 self._clear(pfd, base, False, path)
                 pfd = self._parent(parent)
                 fd = os.open(base, flags, 0o600, dir_fd=pfd)
-            self._fill(fd, data.chunks(), m)
+            chunks = data.chunks()
+            self._fill(fd, chunks if self.digests is None else self.digests.hashing(path, chunks), m)
         elif t == DIR:
             try:
                 os.mkdir(base, 0o700, dir_fd=pfd)
@@ -192,7 +246,7 @@ class _Writer:
                 os.close(fd)
             else:
                 self.dirs[path] = fd  # its children come next
-            self.dir_times.append((path, _ns(m.mtime)))
+            self.dir_times[path] = _ns(m.mtime)
         elif t == SYM:
             try:
                 os.symlink(m.linkname, base, dir_fd=pfd)
@@ -282,11 +336,10 @@ class _Writer:
     def finish(self) -> None:
         """Directory mtimes last (creating children changed them)."""
         self._forget()
-        times = dict(self.dir_times)  # a directory listed twice: its last entry wins
         if self.layer:
-            self._finish_strict(times)
+            self._finish_strict()
             return
-        for path, t_ns in times.items():
+        for path, t_ns in self.dir_times.descending():
             try:
                 fd, _n, leaf = fstree.resolve_in_root(self.root_fd, path.split("/") if path else [])
             except (FileNotFoundError, NotADirectoryError, InvalidParameter):
@@ -297,13 +350,14 @@ class _Writer:
             finally:
                 os.close(fd)
 
-    def _finish_strict(self, times: dict[str, int]) -> None:
+    def _finish_strict(self) -> None:
         """Walks to each directory without following symlinks (one may have replaced a directory since),
         visiting them in reverse path order so that only the open chain of ancestors is kept: each
         directory is opened once."""
         chain: list[tuple[list[str], int]] = []   # the open ancestors of the current directory
         try:
-            for parts in sorted((p.split("/") if p else [] for p in times), reverse=True):
+            for path, t_ns in self.dir_times.descending():
+                parts = path.split("/") if path else []
                 while chain and chain[-1][0] != parts[:len(chain[-1][0])]:
                     os.close(chain.pop()[1])
                 depth = len(chain[-1][0]) if chain else 0
@@ -318,7 +372,6 @@ class _Writer:
                         break
                     chain.append((parts[:i + 1], fd))
                 if fd >= 0:
-                    t_ns = times["/".join(parts)]
                     os.utime(fd, ns=(t_ns, t_ns))
         finally:
             for _p, fd in chain:
@@ -328,21 +381,27 @@ class _Writer:
 def _run(src: Source, writer: _Writer, split: SplitWriter | None, stash: Path | None) -> int:
     """Feeds every member to writer; returns the total content size."""
     size = 0
-    seen: dict[str, int] = {}       # data file -> index of its tar-split record
+    seen = SpillMap(stash.parent if stash is not None else None)  # data file -> its tar-split record
     moved: dict[int, str] = {}      # tar-split record index -> stashed copy (overwritten later in the tar)
     records = 0
-    for m, data in members(src):
-        if split is not None and m.type == REG and m.size:
-            if m.name in seen and stash is not None:
-                _stash(writer, m.name, stash, seen[m.name], moved)
-            seen[m.name] = records
-            records += 1
-            split.file(m.name, m.size)
-        size += m.size
-        try:
-            writer.add(m, data)
-        except OSError as e:
-            raise _os_error(e, m) from None
+    try:
+        for m, data in members(src):
+            if split is not None and m.type == REG and m.size:
+                earlier = seen.get(m.name)
+                if earlier is not None and stash is not None:
+                    if len(moved) >= MAX_REWRITES:
+                        raise TarError("invalid tar: too many files written more than once")
+                    _stash(writer, m.name, stash, earlier, moved)
+                seen[m.name] = records
+                records += 1
+                split.file(m.name, m.size)
+            size += m.size
+            try:
+                writer.add(m, data)
+            except OSError as e:
+                raise _os_error(e, m) from None
+    finally:
+        seen.close()
     writer.finish()
     if moved and stash is not None:
         (stash / "index.json").write_text(json.dumps({str(k): v for k, v in moved.items()}))
@@ -384,7 +443,7 @@ def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
         split = SplitWriter(work / "tar-split.gz")
         raw, compression = decompressed(stream)
         src = Source(raw, on_meta=split.meta)
-        writer = _Writer(work / "diff", layer=True)
+        writer = _Writer(work / "diff", layer=True, scratch=work)
         try:
             size = _run(src, writer, split, work / "stash")
         finally:
@@ -413,10 +472,12 @@ def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
 
 
 def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: str = "/", *,
-                 no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None) -> None:
+                 no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None,
+                 digests: ContentDigests | None = None) -> None:
     """`docker cp` upload: extracts a (possibly compressed) tar into the directory path_in_root of dest_dir,
     treating dest_dir as "/" — symlinks already there (or in the archive) resolve inside it. No whiteout
-    handling. owner, when given, overrides the archive's uid/gid.
+    handling. owner, when given, overrides the archive's uid/gid; digests, when given, collects the content
+    digest of every file written (paths relative to dest_dir).
     Raises FileNotInRoot when path_in_root does not exist, InvalidParameter when it is not a directory."""
     root_fd = fstree.open_root(dest_dir)
     try:
@@ -432,10 +493,11 @@ def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: st
         os.close(root_fd)
     if leaf is not None:
         raise InvalidParameter("extraction point is not a directory")
-    raw, _ = decompressed(stream)
+    buffered = buffered_reader(stream)
+    raw, _ = decompressed(buffered)
     try:
         writer = _Writer(Path(dest_dir), layer=False, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
-                         owner=owner, base="/".join(names))
+                         owner=owner, base="/".join(names), digests=digests)
         src = Source(raw, digest=False)
         try:
             _run(src, writer, None, None)
@@ -444,5 +506,6 @@ def extract_into(dest_dir: str | os.PathLike, stream: BinaryIO, path_in_root: st
             writer.close()
     finally:
         close = getattr(raw, "close", None)
-        if close is not None and raw is not stream:
+        if close is not None and raw is not buffered:
             close()
+        release(buffered, stream)
