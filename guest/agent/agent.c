@@ -30,7 +30,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "protocol.h"
+#include "protocol.h" /* generated from protocol.py (guest.py -I) */
 
 #define MAXPROC 64
 #define MAXKV 512

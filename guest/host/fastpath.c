@@ -1,11 +1,13 @@
-/* nanovisor-vm-runtime fast path: the runc commands the engine calls most (start, state, kill, delete) answered
- * in a millisecond instead of a Python start-up (~60-90 ms on these hosts); every other command (create, exec,
- * run, pause, ps, events, ...) is handed to the Python runtime with the very same argv. `exec --process FILE`
- * (how conmon and the engine exec) is served here too: the relay it leaves behind is this small process.
+/* nanovisor-vm-runtime: the runc commands of a container's steady state (start, state, kill, delete, exec) are
+ * served here, and only here, in a millisecond instead of a Python start-up (~60-90 ms on these hosts); the rest
+ * (create and run, which boot the VM, and list, pause, resume, ps, events, update, features) is handed to the
+ * Python runtime (src/nanovisor/runtime/vm/cli.py) with the very same argv. exec's relay, the process conmon
+ * waits for, is this small process too.
  * Reads the state the Python side writes (src/nanovisor/runtime/vm/state.py) and talks to the shim's control
- * socket with the same one-line JSON requests. Built by `python -m nanovisor.runtime.vm.guest build`;
+ * socket with one-line JSON requests. Built by `python -m nanovisor.runtime.vm.guest build`;
  * NV_PYTHON is the interpreter that owns the nanovisor package. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <poll.h>
 #include <pty.h>
@@ -29,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../agent/protocol.h"
+#include "protocol.h" /* generated from protocol.py (guest.py -I) */
 
 #ifndef NV_PYTHON
 #define NV_PYTHON "/usr/bin/python3"
@@ -128,9 +130,15 @@ static const char *status(void) {
     return "created";
 }
 
+/* state.py's rule: ^[A-Za-z0-9][A-Za-z0-9_.+-]*$, at most 1024 bytes */
+static void check_id(const char *id) {
+    int ok = isalnum((unsigned char)id[0]) && strlen(id) <= 1024;
+    for (const char *c = id; ok && *c; c++) ok = isalnum((unsigned char)*c) || strchr("_.+-", *c);
+    if (!ok) fail("invalid container id format: %s", id);
+}
+
 static void need_container(const char *id) {
-    if (!*id || strchr(id, '/') || !strcmp(id, ".") || !strcmp(id, ".."))
-        fail("invalid container id format: %s", id);
+    check_id(id);
     snprintf(cdir, sizeof cdir, "%s/%s", root, id);
     if (!exists_in("oci-state.json")) fail("container does not exist");
 }
@@ -364,7 +372,7 @@ static struct jv *jget(struct jv *o, const char *k) {
     return NULL;
 }
 
-/* ---- exec: process.json -> the agent's kv encoding (as bundle.process_kv does) ---- */
+/* ---- exec: an OCI process -> the agent's kv encoding (the same keys bundle.process_kv writes for create) ---- */
 static struct buf_s { char *p; size_t n; } kvb;
 
 static void kv_add(const char *k, const char *v) {
@@ -375,30 +383,81 @@ static void kv_add(const char *k, const char *v) {
     kvb.n += kl + vl;
 }
 
-static int process_kv(const char *file) {
-    char *text = slurp(file);
-    if (!text) fail("exec failed: open %s: %s", file, strerror(errno));
-    jp = text;
-    struct jv *p = jparse(), *a = jget(p, "args"), *e = jget(p, "env"), *u = jget(p, "user");
-    if (!a || a->t != J_ARR || !a->n) fail("exec failed: args must not be empty");
-    for (int i = 0; i < a->n; i++) if (a->items[i]->t == J_STR) kv_add("arg", a->items[i]->str);
+/* "a b c" from a JSON array of strings (plus extra names), as one kv value */
+static void kv_words(const char *k, struct jv *arr, char **extra, int nextra) {
+    size_t cap = 64, n = 0;
+    char *out = calloc(1, cap);
+    for (int i = 0; i < (arr && arr->t == J_ARR ? arr->n : 0) + nextra; i++) {
+        const char *w = arr && arr->t == J_ARR && i < arr->n ? (arr->items[i]->t == J_STR ? arr->items[i]->str : NULL)
+                                                            : extra[i - (arr && arr->t == J_ARR ? arr->n : 0)];
+        if (!w) continue;
+        while (n + strlen(w) + 2 >= cap) out = realloc(out, cap *= 2);
+        n += (size_t)sprintf(out + n, "%s%s", n ? " " : "", w);
+    }
+    kv_add(k, out);
+    free(out);
+}
+
+/* What `exec` overrides of the process (runc's flags for the argv form). */
+struct exec_opts {
+    char **args, **env, **caps, *cwd, *user;
+    int nargs, nenv, ncaps, tty, nnp;
+};
+
+static int process_kv(struct jv *p, struct exec_opts *o) {
+    struct jv *a = jget(p, "args"), *e = jget(p, "env"), *u = jget(p, "user");
+    if (o->nargs) for (int i = 0; i < o->nargs; i++) kv_add("arg", o->args[i]);
+    else if (!a || a->t != J_ARR || !a->n) fail("exec failed: args must not be empty");
+    else for (int i = 0; i < a->n; i++) if (a->items[i]->t == J_STR) kv_add("arg", a->items[i]->str);
     for (int i = 0; e && e->t == J_ARR && i < e->n; i++) if (e->items[i]->t == J_STR) kv_add("env", e->items[i]->str);
+    for (int i = 0; i < o->nenv; i++) kv_add("env", o->env[i]);
     struct jv *cwd = jget(p, "cwd");
-    kv_add("cwd", cwd && cwd->t == J_STR && *cwd->str ? cwd->str : "/");
+    kv_add("cwd", o->cwd ? o->cwd : cwd && cwd->t == J_STR && *cwd->str ? cwd->str : "/");
     char num[64], groups[2048] = "";
     struct jv *uid = jget(u, "uid"), *gid = jget(u, "gid"), *ag = jget(u, "additionalGids"), *um = jget(u, "umask");
-    snprintf(num, sizeof num, "%.0f", uid ? uid->num : 0);
-    kv_add("uid", num);
-    snprintf(num, sizeof num, "%.0f", gid ? gid->num : 0);
-    kv_add("gid", num);
+    if (o->user) { /* -u UID[:GID] replaces the user */
+        char *colon = strchr(o->user, ':');
+        snprintf(num, sizeof num, "%ld", strtol(o->user, NULL, 10));
+        kv_add("uid", num);
+        snprintf(num, sizeof num, "%ld", colon ? strtol(colon + 1, NULL, 10) : 0L);
+        kv_add("gid", num);
+        ag = NULL;
+    } else {
+        snprintf(num, sizeof num, "%.0f", uid ? uid->num : 0);
+        kv_add("uid", num);
+        snprintf(num, sizeof num, "%.0f", gid ? gid->num : 0);
+        kv_add("gid", num);
+    }
     for (int i = 0; ag && ag->t == J_ARR && i < ag->n; i++) {
         size_t l = strlen(groups);
         snprintf(groups + l, sizeof groups - l, "%s%.0f", i ? "," : "", ag->items[i]->num);
     }
     kv_add("groups", groups);
     if (um && um->t == J_NUM) { snprintf(num, sizeof num, "%o", (unsigned)um->num); kv_add("umask", num); }
+    /* process security (issue 11): the agent applies these as runc does */
+    struct jv *caps = jget(p, "capabilities");
+    if (caps && caps->t == J_OBJ) {
+        static const char *sets[] = {"bounding", "effective", "permitted", "inheritable", "ambient"};
+        for (int i = 0; i < 5; i++) {
+            char key[32];
+            snprintf(key, sizeof key, "cap.%s", sets[i]);
+            kv_words(key, jget(caps, sets[i]), o->caps, i < 3 ? o->ncaps : 0); /* --cap: bounding/effective/permitted */
+        }
+    }
+    struct jv *nnp = jget(p, "noNewPrivileges");
+    if (o->nnp || (nnp && nnp->t == J_BOOL && nnp->num)) kv_add("nnp", "1");
+    struct jv *rl = jget(p, "rlimits");
+    for (int i = 0; rl && rl->t == J_ARR && i < rl->n; i++) {
+        struct jv *t = jget(rl->items[i], "type"), *soft = jget(rl->items[i], "soft"), *hard = jget(rl->items[i], "hard");
+        if (!t || t->t != J_STR || !soft || !hard) continue;
+        char v[160];
+        snprintf(v, sizeof v, "%s %.0f %.0f", t->str, soft->num, hard->num);
+        kv_add("rlimit", v);
+    }
+    struct jv *oom = jget(p, "oomScoreAdj");
+    if (oom && oom->t == J_NUM) { snprintf(num, sizeof num, "%.0f", oom->num); kv_add("oom_score_adj", num); }
     struct jv *t = jget(p, "terminal"), *cs = jget(p, "consoleSize");
-    int tty = t && t->t == J_BOOL && t->num;
+    int tty = o->tty || (t && t->t == J_BOOL && t->num);
     if (tty) {
         kv_add("tty", "1");
         struct jv *h = jget(cs, "height"), *w = jget(cs, "width");
@@ -408,6 +467,15 @@ static int process_kv(const char *file) {
         }
     }
     return tty;
+}
+
+static struct jv *json_file(const char *file, const char *what) {
+    char *text = slurp(file);
+    if (!text) fail("exec failed: open %s: %s", file, strerror(errno));
+    jp = text;
+    struct jv *v = jparse();
+    if (v->t != J_OBJ) fail("exec failed: invalid %s", what);
+    return v;
 }
 
 static void send_console(const char *sock_path, int master) {
@@ -560,28 +628,54 @@ static void relay(int tty_fd, int report_fd) {
     }
 }
 
+static void exec_usage(void) __attribute__((noreturn));
+static void exec_usage(void) { fail("runc: \"exec\" requires a minimum of 2 argument(s)"); }
+
 static int cmd_exec(char **rest) {
     const char *process = NULL, *pid_file = NULL, *console = NULL;
+    struct exec_opts o = {0};
     int detach = 0;
+    o.env = calloc(256, sizeof(char *));
+    o.caps = calloc(64, sizeof(char *));
+    is_exec = 1;
     for (; rest[0] && rest[0][0] == '-'; rest++) {
         char *a = rest[0], *eq = strchr(a, '=');
+        if (!strcmp(a, "--")) { rest++; break; }
 #define OPT(name) (!strncmp(a, name, strlen(name)) && (a[strlen(name)] == 0 || a[strlen(name)] == '='))
-#define VAL() (eq ? eq + 1 : *++rest)
+#define VAL() (eq ? eq + 1 : (rest[1] ? *++rest : (exec_usage(), "")))
         if (OPT("--process") || OPT("-p")) process = VAL();
         else if (OPT("--pid-file")) pid_file = VAL();
         else if (OPT("--console-socket")) console = VAL();
+        else if (OPT("--cwd")) o.cwd = VAL();
+        else if (OPT("--user") || OPT("-u")) o.user = VAL();
+        else if (OPT("--env") || OPT("-e")) { if (o.nenv < 255) o.env[o.nenv++] = VAL(); }
+        else if (OPT("--cap") || OPT("-c")) { if (o.ncaps < 63) o.caps[o.ncaps++] = VAL(); }
+        else if (OPT("--preserve-fds") || OPT("--process-label") || OPT("--apparmor") || OPT("--cgroup")) (void)VAL();
         else if (!strcmp(a, "--detach") || !strcmp(a, "-d")) detach = 1;
-        else if (!strcmp(a, "--tty") || !strcmp(a, "-t") || !strcmp(a, "--no-new-privs")) continue;
-        else return -1; /* anything else: the Python runtime */
-        if (!rest[0]) return -1;
+        else if (!strcmp(a, "--tty") || !strcmp(a, "-t")) o.tty = 1;
+        else if (!strcmp(a, "--no-new-privs")) o.nnp = 1;
+        else fail("flag provided but not defined: %s", a);
     }
-    if (!process || !rest[0] || rest[1]) return -1;
-    is_exec = 1;
+    if (!rest[0]) exec_usage();
     need_container(rest[0]);
     const char *st = status();
     if (!strcmp(st, "stopped")) fail("exec failed: cannot exec in a stopped container");
     if (!strcmp(st, "paused")) fail("exec failed: cannot exec in a paused container");
-    int tty = process_kv(process), tty_fd = -1;
+    struct jv *proc;
+    if (process) {
+        proc = json_file(process, "process");
+    } else { /* runc's argv form: the bundle's process with the command and flags applied */
+        if (!rest[1]) fail("exec: args must not be empty");
+        o.args = rest + 1;
+        while (o.args[o.nargs]) o.nargs++;
+        char p[4200];
+        snprintf(p, sizeof p, "%s/oci-state.json", cdir);
+        struct jv *bundle = jget(json_file(p, "state"), "bundle");
+        if (!bundle || bundle->t != J_STR) fail("container does not exist");
+        snprintf(p, sizeof p, "%s/config.json", bundle->str);
+        proc = jget(json_file(p, "config.json"), "process");
+    }
+    int tty = process_kv(proc, &o), tty_fd = -1;
     if (tty) {
         if (console) {
             int m, sl;
@@ -596,7 +690,7 @@ static int cmd_exec(char **rest) {
         } else if (isatty(0)) {
             tty_fd = 0;
         } else if (detach) {
-            fail("exec failed: cannot allocate tty if runc will detach without setting console socket");
+            fail("cannot allocate tty if runc will detach without setting console socket");
         }
     }
     if (!detach) relay(tty_fd, -1);
@@ -630,6 +724,23 @@ static int cmd_exec(char **rest) {
         rename(tmp, pid_file);
     }
     return 0;
+}
+
+/* start / state / kill / delete: runc's argument shapes; flags may come before or after the id */
+static char *positional(char **rest, int *nflags, const char *flag_short, const char *flag_long, int want,
+                        char **second) {
+    char *first = NULL;
+    int npos = 0;
+    *nflags = 0;
+    for (; *rest; rest++) {
+        if (flag_long && (!strcmp(*rest, flag_short) || !strcmp(*rest, flag_long))) { (*nflags)++; continue; }
+        if ((*rest)[0] == '-' && (*rest)[1] && !(npos == 1 && second)) fail("flag provided but not defined: %s", *rest);
+        if (npos == 0) first = *rest;
+        else if (npos == 1 && second) *second = *rest;
+        npos++;
+    }
+    if (npos < 1 || npos > want) fail("runc: requires exactly %d argument(s)", want);
+    return first;
 }
 
 /* -S: no site module. This environment's .pth files (an editable install, a CA hook importing certifi) cost
@@ -670,55 +781,57 @@ int main(int argc, char **argv) {
     int i = 1;
     for (; argv[i] && argv[i][0] == '-'; i++) {
         char *a = argv[i];
-        const char *val = NULL;
         char *eq = strchr(a, '=');
-        int takes = !strncmp(a, "--root", 6) || !strncmp(a, "--log", 5) || !strncmp(a, "--rootless", 10);
-        if (takes && !strcmp(a, "--systemd-cgroup")) takes = 0;
-        if (takes) val = eq ? eq + 1 : argv[++i];
-        if (!val && takes) to_python(argv);
+        int takes = (!strncmp(a, "--root", 6) || !strncmp(a, "--log", 5) || !strncmp(a, "--rootless", 10)) && !eq;
+        const char *val = eq ? eq + 1 : takes ? argv[++i] : NULL;
+        if (takes && !val) break;
         if (!strncmp(a, "--root=", 7) || !strcmp(a, "--root")) root = val;
         else if (!strncmp(a, "--log-format", 12)) log_json = !strcmp(val, "json");
-        else if (!strncmp(a, "--log", 5) && strncmp(a, "--log-format", 12)) log_path = val;
-        else if (!takes && strcmp(a, "--debug") && strcmp(a, "--systemd-cgroup")) to_python(argv);
+        else if (!strncmp(a, "--rootless", 10)) continue;
+        else if (!strncmp(a, "--log", 5)) log_path = val;
+        /* --debug, --systemd-cgroup: accepted; -v, --help: no command follows, Python answers */
     }
     const char *cmd = argv[i];
     if (!cmd) to_python(argv);
-    char **rest = argv + i + 1;
-    if (!strcmp(cmd, "start") && rest[0] && !rest[1]) {
-        need_container(rest[0]);
+    char **rest = argv + i + 1, *sig = NULL;
+    int flags = 0;
+    /* the commands below are served here only (one implementation); the others are Python's (create, run, list,
+     * pause, resume, ps, events, update, features) */
+    if (!strcmp(cmd, "start")) {
+        need_container(positional(rest, &flags, NULL, NULL, 1, NULL));
         const char *st = status();
         if (!strcmp(st, "stopped")) fail("cannot start a container that has stopped");
         if (strcmp(st, "created")) fail("cannot start an already running container");
         ctl_call("{\"op\": \"start\"}\n");
         return 0;
     }
-    if (!strcmp(cmd, "state") && rest[0] && !rest[1]) {
-        need_container(rest[0]);
+    if (!strcmp(cmd, "state")) {
+        need_container(positional(rest, &flags, NULL, NULL, 1, NULL));
         print_state();
         return 0;
     }
-    if (!strcmp(cmd, "kill") && rest[0]) {
-        int all = 0;
-        if (!strcmp(rest[0], "--all") || !strcmp(rest[0], "-a")) { all = 1; rest++; }
-        if (!rest[0] || rest[0][0] == '-') to_python(argv);
-        need_container(rest[0]);
-        int sig = parse_signal(rest[1] ? rest[1] : "SIGTERM");
+    if (!strcmp(cmd, "kill")) {
+        need_container(positional(rest, &flags, "-a", "--all", 2, &sig));
+        int signo = parse_signal(sig ? sig : "SIGTERM");
         if (!strcmp(status(), "stopped")) fail("container not running");
         char req[128];
-        snprintf(req, sizeof req, "{\"op\": \"kill\", \"signal\": %d, \"all\": %s}\n", sig, all ? "true" : "false");
+        snprintf(req, sizeof req, "{\"op\": \"kill\", \"signal\": %d, \"all\": %s}\n", signo, flags ? "true" : "false");
         ctl_call(req);
         return 0;
     }
-    if (!strcmp(cmd, "exec") && cmd_exec(rest) == 0) return 0;
-    if (!strcmp(cmd, "delete") && rest[0]) {
-        int force = 0;
-        if (!strcmp(rest[0], "--force") || !strcmp(rest[0], "-f")) { force = 1; rest++; }
-        if (!rest[0] || rest[0][0] == '-' || rest[1]) to_python(argv);
-        snprintf(cdir, sizeof cdir, "%s/%s", root, rest[0]);
-        if (strchr(rest[0], '/') || !exists_in("oci-state.json")) to_python(argv); /* odd cases: Python */
+    if (!strcmp(cmd, "exec")) return cmd_exec(rest);
+    if (!strcmp(cmd, "delete")) {
+        char *id = positional(rest, &flags, "-f", "--force", 1, NULL);
+        check_id(id);
+        snprintf(cdir, sizeof cdir, "%s/%s", root, id);
+        if (!exists_in("oci-state.json")) { /* half-made or half-removed: --force cleans up what is left */
+            if (flags || access(cdir, F_OK) == 0) destroy();
+            if (flags) return 0;
+            fail("container does not exist");
+        }
         const char *st = status();
-        if (!force && (!strcmp(st, "running") || !strcmp(st, "paused")))
-            fail("cannot delete container %s that is not stopped: %s", rest[0], st);
+        if (!flags && (!strcmp(st, "running") || !strcmp(st, "paused")))
+            fail("cannot delete container %s that is not stopped: %s", id, st);
         destroy();
         return 0;
     }

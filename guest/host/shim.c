@@ -4,7 +4,7 @@
  * It relays the container's stdio between its own stdio (conmon's pipes, or the host pty) and the guest agent,
  * serves the control socket (start/kill/stats/ps/exec; one JSON line per request, exec streams as frames),
  * watches QEMU/virtiofsd and the agent's heartbeat, and exits with the container's wait status after tearing
- * the VM down. Same behaviour as the Python loop it replaces (shim.Shim.loop), which stays as the fallback.
+ * the VM down. It is the only steady-state shim: the Python side only boots (one implementation per role).
  *
  * It also relays DNS: queries the agent took on the guest's 127.0.0.11 go out of DNS_FD, a UDP socket connected
  * to netd's 127.0.0.11:53 inside the container's network namespace, and the answers go back (see vm/net.py).
@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../agent/protocol.h"
+#include "protocol.h" /* generated from protocol.py (guest.py -I) */
 
 #define MAXC 64
 #define KILL_GRACE 10.0

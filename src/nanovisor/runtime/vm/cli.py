@@ -1,8 +1,10 @@
 """`nanovisor-vm-runtime`: the runc command line, backed by a microVM per container.
 
 Global flags: --root DIR (state, default /run/nanovisor-vm), --log/--log-format/--debug/--systemd-cgroup
-(accepted for runc compatibility). Commands: create, start, run, state, list, kill, delete, pause, resume, ps,
-events, exec, update, features. Errors are printed on stderr and exit 1, as runc does.
+(accepted for runc compatibility). Commands here: create and run (they boot the VM), list, pause, resume, ps,
+events, update, features. start, state, kill, delete and exec are the C fast path's alone
+(guest/host/fastpath.c, the binary the engine runs); this module hands them over to it. Errors are printed on
+stderr and exit 1, as runc does.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -26,17 +27,6 @@ from nanovisor.runtime.vm.state import Container, RuntimeError_, connect_unix, c
 
 OCI_VERSION = "1.0.2"
 VERSION = "0.1.0"
-
-
-def _signal(s: str) -> int:
-    s = s.upper()
-    if s.isdigit():
-        return int(s)
-    name = s if s.startswith("SIG") else "SIG" + s
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise RuntimeError_(f"unknown signal {s!r}") from None
 
 
 def _send_console(sock_path: str, master: int, name: str) -> None:
@@ -140,26 +130,10 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
     return pid
 
 
-def start(a: argparse.Namespace) -> None:
-    from nanovisor.runtime.vm import client
-
-    c = container(a.root, a.id)
-    st = c.load()
-    status = c.status(st)
-    if status != "created":
-        raise RuntimeError_("cannot start a container that has stopped" if status == "stopped"
-                            else "cannot start an already running container")
-    client.call(c, {"op": "start"})
-
-
 def state_obj(c: Container) -> dict:
     st = c.load()
     status = c.status()
     return {**st, "status": status, "pid": st["pid"] if status != "stopped" else 0}
-
-
-def cmd_state(a: argparse.Namespace) -> None:
-    print(json.dumps(state_obj(container(a.root, a.id)), indent=2))
 
 
 def cmd_list(a: argparse.Namespace) -> None:
@@ -176,77 +150,6 @@ def cmd_list(a: argparse.Namespace) -> None:
     print(f"{'ID':<20}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}{'CREATED':<32}OWNER")
     for s in items:
         print(f"{s['id']:<20}{s['pid']:<10}{s['status']:<10}{s['bundle']:<40}{s['created']:<32}{s['owner']}")
-
-
-def cmd_kill(a: argparse.Namespace) -> None:
-    from nanovisor.runtime.vm import client
-
-    c = container(a.root, a.id)
-    st = c.load()
-    if c.status(st) == "stopped":
-        raise RuntimeError_("container not running")
-    client.call(c, {"op": "kill", "signal": _signal(a.signal), "all": a.all})
-
-
-def _kill_pid(pid: int, expect: str) -> None:
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return
-    if expect.encode() in cmd:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and any(Path(f"/proc/{p}").exists() and
-                                         "Z" not in _proc_state(p) for p in pids):
-        time.sleep(0.02)
-
-
-def _proc_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
-
-
-def destroy(c: Container) -> None:
-    """Kill whatever is left (shim, qemu, virtiofsd) and remove the state directory."""
-    pids = []
-    shim = c.shim_pid()
-    if shim:
-        try:
-            os.kill(shim, signal.SIGKILL)
-            pids.append(shim)
-        except ProcessLookupError:
-            pass
-    try:
-        qemu, fsd = (int(x) for x in (c.dir / "pids").read_text().split())
-        _kill_pid(qemu, "qemu")
-        _kill_pid(fsd, "virtiofsd")
-        pids += [qemu, fsd]
-    except (OSError, ValueError):
-        pass
-    _wait_gone(pids)
-    shutil.rmtree(c.dir, ignore_errors=True)
-
-
-def cmd_delete(a: argparse.Namespace) -> None:
-    c = container(a.root, a.id)
-    if not c.exists():
-        if a.force or c.dir.exists():
-            destroy(c)
-            if a.force:
-                return
-        raise RuntimeError_("container does not exist")
-    status = c.status(c.load())
-    if status in ("running", "paused") and not a.force:
-        raise RuntimeError_(f"cannot delete container {a.id} that is not stopped: {status}")
-    destroy(c)
 
 
 def cmd_pause(a: argparse.Namespace, resume: bool = False) -> None:
@@ -343,81 +246,27 @@ def cmd_events(a: argparse.Namespace) -> None:
         time.sleep(interval)
 
 
-def cmd_exec(a: argparse.Namespace) -> int | None:
-    from nanovisor.runtime.vm import client
+def _fast(a: argparse.Namespace, *args: str) -> None:
+    """One of the commands only the C fast path serves (start, delete, ...), run to completion."""
+    import subprocess
 
-    c = container(a.root, a.id)
-    status = c.status(c.load())
-    if status == "stopped":
-        raise RuntimeError_("exec failed: cannot exec in a stopped container")
-    if status == "paused":
-        raise RuntimeError_("exec failed: cannot exec in a paused container")
-    if a.process:
-        proc = json.loads(Path(a.process).read_text())
-    else:
-        if not a.command:
-            raise RuntimeError_("exec: args must not be empty")
-        bundle_spec = json.loads((Path(c.load()["bundle"]) / "config.json").read_text())
-        proc = dict(bundle_spec.get("process") or {})
-        proc.update({"args": a.command, "terminal": a.tty})
-        if a.env:
-            proc["env"] = [*(proc.get("env") or []), *a.env]
-        if a.cwd:
-            proc["cwd"] = a.cwd
-        if a.user:
-            uid, _, gid = a.user.partition(":")
-            proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
-    if a.tty:
-        proc["terminal"] = True
-    kv = bundle_mod.process_kv(proc)
-    tty_fd = None
-    if proc.get("terminal"):
-        if a.console_socket:
-            tty_fd = _open_console(a.console_socket)
-        elif os.isatty(0):
-            tty_fd = 0
-        elif a.detach:
-            raise RuntimeError_("cannot allocate tty if runc will detach without setting console socket")
-    if not a.detach:
-        client.exec_relay(c, kv, tty_fd, -1)  # never returns
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.setsid()
-        if tty_fd is not None:
-            import fcntl
-            import termios
-            fcntl.ioctl(tty_fd, termios.TIOCSCTTY, 0)
-        try:
-            client.exec_relay(c, kv, tty_fd, w)
-        finally:
-            os._exit(255)
-    os.close(w)
-    if tty_fd is not None:
-        os.close(tty_fd)
-    err = _read_report(r)
-    if err:
-        os.waitpid(pid, 0)
-        raise RuntimeError_(f"exec failed: unable to start container process: {err}")
-    if a.pid_file:
-        tmp = Path(a.pid_file + ".tmp")
-        tmp.write_text(str(pid))
-        tmp.rename(a.pid_file)
-    return None
+    from nanovisor.runtime.vm import guest
+
+    r = subprocess.run([str(guest.host_tool("nanovisor-vm-runtime")), "--root", a.root, *args],
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode:
+        raise RuntimeError_(r.stderr.strip())
 
 
 def cmd_run(a: argparse.Namespace) -> None:
     """runc run: create + start in the foreground, exit with the container's status."""
-    from nanovisor.runtime.vm import client
     from nanovisor.runtime.vm.shim import exit_like
 
     pid = create(a, foreground=True)
-    c = container(a.root, a.id)
-    client.call(c, {"op": "start"})
+    _fast(a, "start", a.id)
     _, status = os.waitpid(pid, 0)
     if not a.detach:
-        destroy(c)
+        _fast(a, "delete", "--force", a.id)
     exit_like(status)
 
 
@@ -442,18 +291,11 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--preserve-fds", type=int, default=0)
         s.add_argument("--detach", "-d", action="store_true")
         s.add_argument("id")
-    for name in ("start", "state", "pause", "resume"):
+    for name in ("pause", "resume"):
         sub.add_parser(name).add_argument("id")
     s = sub.add_parser("list")
     s.add_argument("--format", "-f", default="table")
     s.add_argument("--quiet", "-q", action="store_true")
-    s = sub.add_parser("kill")
-    s.add_argument("--all", "-a", action="store_true")
-    s.add_argument("id")
-    s.add_argument("signal", nargs="?", default="SIGTERM")
-    s = sub.add_parser("delete")
-    s.add_argument("--force", "-f", action="store_true")
-    s.add_argument("id")
     s = sub.add_parser("ps")
     s.add_argument("--format", "-f", default="table")
     s.add_argument("id")
@@ -462,23 +304,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--stats", action="store_true")
     s.add_argument("--interval", default="5s")
     s.add_argument("id")
-    s = sub.add_parser("exec")
-    s.add_argument("--process", "-p")
-    s.add_argument("--detach", "-d", action="store_true")
-    s.add_argument("--pid-file")
-    s.add_argument("--tty", "-t", action="store_true")
-    s.add_argument("--console-socket")
-    s.add_argument("--cwd")
-    s.add_argument("--env", "-e", action="append")
-    s.add_argument("--user", "-u")
-    s.add_argument("--preserve-fds", type=int, default=0)
-    s.add_argument("--no-new-privs", action="store_true")
-    s.add_argument("--cap", "-c", action="append")
-    s.add_argument("--process-label")
-    s.add_argument("--apparmor")
-    s.add_argument("--cgroup")
-    s.add_argument("id")
-    s.add_argument("command", nargs=argparse.REMAINDER)
     s = sub.add_parser("update")
     s.add_argument("--resources", "-r")
     s.add_argument("id")
@@ -486,7 +311,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+FAST_ONLY = ("start", "state", "kill", "delete", "exec")
+
+
+def _hand_over(argv: list[str]) -> None:
+    """start/state/kill/delete/exec have one implementation, the C fast path: become it (same argv)."""
+    from nanovisor.runtime.vm import guest
+
+    flags_with_value = {"--root", "--log", "--log-format", "--rootless"}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in flags_with_value else 1
+    if i < len(argv) and argv[i] in FAST_ONLY:
+        binary = str(guest.host_tool("nanovisor-vm-runtime"))
+        os.execv(binary, [binary, *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _hand_over(argv)
     a, extra = parser().parse_known_args(argv)
     if a.version:
         print(f"nanovisor-vm-runtime version {VERSION}\nspec: {OCI_VERSION}")
@@ -496,24 +339,14 @@ def main(argv: list[str] | None = None) -> int:
             create(a)
         elif a.cmd == "run":
             cmd_run(a)
-        elif a.cmd == "start":
-            start(a)
-        elif a.cmd == "state":
-            cmd_state(a)
         elif a.cmd == "list":
             cmd_list(a)
-        elif a.cmd == "kill":
-            cmd_kill(a)
-        elif a.cmd == "delete":
-            cmd_delete(a)
         elif a.cmd in ("pause", "resume"):
             cmd_pause(a, resume=a.cmd == "resume")
         elif a.cmd == "ps":
             cmd_ps(a)
         elif a.cmd == "events":
             cmd_events(a)
-        elif a.cmd == "exec":
-            cmd_exec(a)
         elif a.cmd == "update":
             container(a.root, a.id).load()
             if a.resources and a.resources != "-":
@@ -530,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     except (RuntimeError_, OSError, ValueError) as e:
         _log_error(a, str(e))
-        return 255 if a.cmd == "exec" else 1
+        return 1
     return 0
 
 

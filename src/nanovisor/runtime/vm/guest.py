@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nanovisor.runtime.vm import protocol
+
 GUEST_CACHE = Path(os.environ.get("NANOVISOR_GUEST_CACHE", "/var/cache/nanovisor/guest"))
 KERNEL_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 
@@ -76,7 +78,7 @@ def kernel_key() -> str:
 
 def initramfs_key() -> str:
     agent = guest_src() / "agent"
-    return _digest(*(p.read_bytes() for p in sorted(agent.glob("*.[ch]"))))
+    return _digest(*(p.read_bytes() for p in sorted(agent.glob("*.[ch]"))), protocol.c_header().encode())
 
 
 def _python() -> str:
@@ -99,22 +101,23 @@ def _python_path() -> str:
 def fastpath_key() -> str:
     host = guest_src() / "host"
     return _digest(*(p.read_bytes() for p in sorted(host.glob("*.c"))),
-                   (guest_src() / "agent" / "protocol.h").read_bytes(), _python().encode(),
+                   protocol.c_header().encode(), _python().encode(),
                    _python_path().encode())
 
 
 def fastpath_path() -> Path:
-    """The C front-end of nanovisor-vm-runtime (start/state/kill/delete without a Python start-up)."""
+    """The C front-end of nanovisor-vm-runtime: it alone serves start/state/kill/delete/exec (see fastpath.c)."""
     return GUEST_CACHE / f"host-{fastpath_key()}" / "nanovisor-vm-runtime"
 
 
-def c_shim_path() -> Path:
-    """The C steady-state shim the Python shim execs into after boot (see guest/host/shim.c). The fast path
-    says where it lives when it hands a command over (NANOVISOR_VM_HOST_DIR), which spares hashing its sources."""
+def host_tool(name: str) -> Path:
+    """A built host tool: "nanovisor-vm-runtime" (the C fast path) or "nv-shim" (the C steady-state shim the Python
+    shim execs into after boot). The fast path says where it lives when it hands a command over
+    (NANOVISOR_VM_HOST_DIR), which spares hashing the sources; otherwise they are built on first use (gcc, ~1 s)."""
     here = os.environ.get("NANOVISOR_VM_HOST_DIR")
-    if here and os.path.exists(os.path.join(here, "nv-shim")):
-        return Path(here) / "nv-shim"
-    return fastpath_path().with_name("nv-shim")
+    if here and os.path.exists(os.path.join(here, name)):
+        return Path(here) / name
+    return build_fastpath().with_name(name)
 
 
 def build_fastpath() -> Path:
@@ -223,8 +226,13 @@ def _cpio_newc(entries: list[tuple[str, int, bytes, int]]) -> bytes:
 
 
 def _compile(src: Path, dst: Path, *extra: str) -> None:
-    subprocess.run(["gcc", "-static", "-Os", "-s", "-Wall", "-o", str(dst), *extra, str(src)], check=True,
-                   cwd=src.parent)
+    """gcc -static, with the protocol.h generated from protocol.py (the one definition of the wire format)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nv-gen-") as gen:
+        Path(gen, "protocol.h").write_text(protocol.c_header())
+        subprocess.run(["gcc", "-static", "-Os", "-s", "-Wall", "-I", gen,
+                        "-o", str(dst), *extra, str(src)], check=True, cwd=src.parent)
 
 
 def build_initramfs() -> Path:

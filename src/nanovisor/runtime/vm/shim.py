@@ -1,16 +1,16 @@
-"""The per-container host process: what conmon waits for in place of runc's container init.
+"""The per-container host process: what conmon waits for in place of runc's container init — its boot half.
 
-Forked by `create`, it boots the microVM, has the agent set the container up, then relays the container's stdio
-between its own stdio (conmon's pipes, or the host pty whose master conmon holds) and the guest, serves the
-control socket (start/kill/exec/stats/ps), and finally exits with the container's wait status — exit code N or
-killed by signal N — after tearing the VM down. If the guest dies (panic, crash) the container exits too.
+Forked by `create`, it boots the microVM and has the agent set the container up, then execs the C shim
+(guest/host/shim.c, same pid, ~1 MB instead of a ~12 MB Python process), which owns the steady state: it relays
+the container's stdio between its own stdio (conmon's pipes, or the host pty whose master conmon holds) and the
+guest, serves the control socket (start/kill/exec/stats/ps), and finally exits with the container's wait status
+— exit code N or killed by signal N — after tearing the VM down. If the guest dies (panic, crash) the container
+exits too. There is no Python steady-state loop: one implementation per role.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
-import json
 import os
 import resource
 import selectors
@@ -38,19 +38,16 @@ def trace(phase: str) -> None:
 
 
 BOOT_TIMEOUT = float(os.environ.get("NANOVISOR_VM_BOOT_TIMEOUT", "120"))
-KILL_GRACE = 10.0  # after SIGKILL, a guest that still did not report the exit is considered hung
 # the agent speaks at least every 5 s (heartbeat); this much silence from a running VM means the guest hung
 HANG_TIMEOUT = float(os.environ.get("NANOVISOR_VM_HANG_TIMEOUT", "60"))
-FORWARD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class Conn:
-    """A non-blocking socket with an output queue (the agent, or an exec client)."""
+    """The agent's socket, non-blocking, with an output queue."""
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
-        self.sock, self.out, self.dec, self.line = sock, bytearray(), Decoder(), bytearray()
-        self.exec_id: int | None = None
+        self.sock, self.out, self.dec = sock, bytearray(), Decoder()
 
 
 class Shim:
@@ -58,13 +55,7 @@ class Shim:
         self.c, self.plan, self.report_fd, self.tty_fd = c, plan, report_fd, tty_fd
         self.sel = selectors.DefaultSelector()
         self.agent: Conn | None = None
-        self.execs: dict[int, Conn] = {}
-        self.waiting: dict[int, Conn] = {}  # stats/ps request id -> client
-        self.next_id = 1
-        self.kill_deadline: float | None = None
         self.vm: vmm.VM | None = None
-        self.signals: list[int] = []
-        self.last_heard = time.monotonic()
         self.net = vmnet.Wiring()
 
     # ---------- plumbing ----------
@@ -108,6 +99,7 @@ class Shim:
         arts = guest.artifacts()
         if not arts:
             raise OSError("nano guest is not built: run `python -m nanovisor.runtime.vm.guest build`")
+        self.c_shim = guest.host_tool("nv-shim")  # what takes over after boot; before the VM exists
         vmdir = self.c.vmdir
         vmdir.mkdir(mode=0o700)
         if self.plan_netns:
@@ -154,8 +146,7 @@ class Shim:
                 self.flush(self.agent)
             for t, i, payload in self.agent.dec.feed(self.recv_agent(timeout=0.2)):
                 if t == kind and i == ident:
-                    return payload
-                self.dispatch(t, i, payload)
+                    return payload  # nothing else is expected before the container's process starts
             self.check_vm(booting=True)
             if time.monotonic() > deadline:
                 raise OSError("timed out waiting for the guest agent")
@@ -190,68 +181,6 @@ class Shim:
         rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(self.tty_fd, termios.TIOCGWINSZ, b"\0" * 8))
         return rows, cols
 
-    def on_signal(self, signum: int, _frame) -> None:
-        self.signals.append(signum)
-
-    def loop(self) -> None:
-        assert self.agent and self.vm
-        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wfd)
-        for s in (*FORWARD, signal.SIGWINCH, signal.SIGCHLD):
-            signal.signal(s, self.on_signal)
-        self.sel.register(rfd, selectors.EVENT_READ, "signal")
-        in_fd = self.tty_fd if self.tty_fd is not None else 0
-        try:
-            os.set_blocking(in_fd, False)
-            self.sel.register(in_fd, selectors.EVENT_READ, "stdin")
-        except PermissionError:  # /dev/null (conmon without -i): epoll refuses it, and it is at EOF anyway
-            self.to_agent(protocol.STDIN, 0)
-        lsock = self.ctl_socket()
-        lsock.setblocking(False)
-        self.sel.register(lsock, selectors.EVENT_READ, "listen")
-        if self.net.dns is not None:
-            self.net.dns.setblocking(False)
-            self.sel.register(self.net.dns, selectors.EVENT_READ, "dns")
-        self.report("")
-        while True:
-            timeout = None
-            if self.kill_deadline is not None:
-                timeout = max(0.0, self.kill_deadline - time.monotonic())
-                if timeout == 0:
-                    self.finish(signal.SIGKILL, "the guest did not stop after SIGKILL; microVM killed")
-            for key, ev in self.sel.select(timeout if timeout is not None else 1.0):
-                d = key.data
-                if d == "signal":
-                    try:
-                        os.read(rfd, 512)
-                    except BlockingIOError:
-                        pass
-                    self.handle_signals()
-                elif d == "stdin":
-                    self.read_stdin(in_fd)
-                elif d == "dns":
-                    self.dns_reply()
-                elif d == "listen":
-                    try:
-                        s, _ = lsock.accept()
-                    except BlockingIOError:
-                        continue
-                    conn = Conn(s)
-                    self.sel.register(s, selectors.EVENT_READ, conn)
-                elif isinstance(d, Conn):
-                    if ev & selectors.EVENT_WRITE:
-                        self.flush(d)
-                    if ev & selectors.EVENT_READ:
-                        self.read_conn(d)
-            try:
-                self.check_vm()
-            except OSError as e:
-                self.finish(signal.SIGKILL, f"the microVM stopped: {e}")
-            if (self.c.dir / "paused").exists():
-                self.last_heard = time.monotonic()  # a paused VM is silent on purpose
-            elif time.monotonic() - self.last_heard > HANG_TIMEOUT:
-                self.finish(signal.SIGKILL, f"the guest did not answer for {HANG_TIMEOUT:.0f} s; microVM killed")
-
     def ctl_socket(self) -> socket.socket:
         lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         bind_unix(lsock, self.c.ctl)
@@ -260,10 +189,9 @@ class Shim:
         return lsock
 
     def exec_c_shim(self) -> None:
-        """Become the C relay (same pid: conmon keeps waiting on us); returns only if it is not built."""
-        binary = guest.c_shim_path()
-        if os.environ.get("NANOVISOR_VM_PY_SHIM") or not binary.exists() or self.agent is None or self.vm is None:
-            return
+        """Become the C shim (same pid: conmon keeps waiting on us); never returns."""
+        binary = self.c_shim
+        assert self.agent is not None and self.vm is not None
         if self.agent.out:
             self.agent.sock.setblocking(True)
             self.agent.sock.sendall(bytes(self.agent.out))
@@ -279,144 +207,6 @@ class Shim:
         tty = str(self.tty_fd) if self.tty_fd is not None else "-1"
         os.execv(binary, [str(binary), str(self.c.dir), str(fds[0]), str(fds[1]), str(self.report_fd), tty,
                           str(self.vm.qemu.pid), str(self.vm.virtiofsd.pid), str(HANG_TIMEOUT), str(dns)])
-
-    def handle_signals(self) -> None:
-        sigs, self.signals = self.signals, []
-        for s in sigs:
-            if s == signal.SIGWINCH:
-                rows, cols = self.winsize()
-                self.to_agent(protocol.RESIZE, 0, f"{rows} {cols}".encode())
-            elif s in FORWARD:
-                self.to_agent(protocol.KILL, 0, f"{s} 0".encode())
-
-    def dns_query(self, payload: bytes) -> None:
-        """A query the agent took on the guest's 127.0.0.11: ask netd's socket in the container's namespace."""
-        if self.net.dns is not None:
-            try:
-                self.net.dns.send(payload)
-            except OSError:
-                pass  # nobody listening (netd restarting): the guest's resolver times out and retries
-
-    def dns_reply(self) -> None:
-        assert self.net.dns is not None
-        while True:
-            try:
-                data = self.net.dns.recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue  # ICMP port unreachable surfaces here as ECONNREFUSED: drop it
-            self.to_agent(protocol.DNS, 0, data)
-
-    def read_stdin(self, fd: int) -> None:
-        try:
-            data = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return
-        except OSError as e:  # EIO: the pty master side is closed
-            if e.errno != errno.EIO:
-                raise
-            data = b""
-        if data:
-            self.to_agent(protocol.STDIN, 0, data)
-            return
-        self.sel.unregister(fd)
-        if self.tty_fd is None:
-            self.to_agent(protocol.STDIN, 0)
-
-    def read_conn(self, conn: Conn) -> None:
-        try:
-            data = conn.sock.recv(1 << 16)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if conn is self.agent:
-            if not data:
-                self.finish(signal.SIGKILL, "the microVM closed the agent channel")
-            self.last_heard = time.monotonic()
-            for t, i, payload in conn.dec.feed(data):
-                self.dispatch(t, i, payload)
-            return
-        if not data:
-            self.drop(conn)
-            return
-        if conn.exec_id is not None:
-            self.read_conn_data(conn, data)
-            return
-        conn.line += data
-        if b"\n" in conn.line:
-            line, _, rest = bytes(conn.line).partition(b"\n")
-            conn.line.clear()
-            self.request(conn, json.loads(line), rest)
-
-    def drop(self, conn: Conn) -> None:
-        try:
-            self.sel.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
-        if conn.exec_id is not None:
-            self.execs.pop(conn.exec_id, None)
-
-    def reply(self, conn: Conn, obj: dict) -> None:
-        self.send(conn, json.dumps(obj).encode() + b"\n")
-
-    def request(self, conn: Conn, req: dict, rest: bytes) -> None:
-        op = req.get("op")
-        if op == "start":
-            (self.c.dir / "started").touch()
-            self.to_agent(protocol.START, 0)
-            self.reply(conn, {"ok": True})
-        elif op == "kill":
-            sig = int(req["signal"])
-            self.to_agent(protocol.KILL, 0, f"{sig} {1 if req.get('all') else 0}".encode())
-            if sig == signal.SIGKILL and self.kill_deadline is None:
-                self.kill_deadline = time.monotonic() + KILL_GRACE
-            self.reply(conn, {"ok": True})
-        elif op in ("stats", "ps"):
-            ident = self.new_id()
-            self.waiting[ident] = conn
-            self.to_agent(protocol.STATS if op == "stats" else protocol.PS, ident)
-        elif op == "exec":  # then frames: EXEC (the process, kv-encoded), STDIN, RESIZE, KILL
-            ident = self.new_id()
-            conn.exec_id = ident
-            self.execs[ident] = conn
-            if rest:
-                self.read_conn_data(conn, rest)
-        else:
-            self.reply(conn, {"error": f"unknown op {op}"})
-
-    def read_conn_data(self, conn: Conn, data: bytes) -> None:
-        for t, _i, payload in conn.dec.feed(data):
-            self.to_agent(t, conn.exec_id or 0, payload)
-
-    def new_id(self) -> int:
-        self.next_id += 1
-        return self.next_id
-
-    def dispatch(self, t: bytes, ident: int, payload: bytes) -> None:
-        if t == protocol.DNS:
-            self.dns_query(payload)
-            return
-        if ident == 0:
-            if t == protocol.STDOUT or t == protocol.STDERR:
-                if payload:
-                    fd = self.tty_fd if self.tty_fd is not None else (1 if t == protocol.STDOUT else 2)
-                    write_all(fd, payload)
-            elif t == protocol.EXIT:
-                self.finish(int(payload), None)
-            return
-        if t == protocol.REPLY:
-            conn = self.waiting.pop(ident, None)
-            if conn:
-                self.reply(conn, {"ok": True, "data": payload.decode()})
-            return
-        conn = self.execs.get(ident)
-        if conn:
-            self.send(conn, frame(t, 0, payload))
-            if t == protocol.EXIT or (t == protocol.CREATED and payload):
-                self.execs.pop(ident, None)
 
     # ---------- the end ----------
     def teardown(self) -> None:
@@ -443,35 +233,6 @@ class Shim:
             self.c.ctl.unlink()
         except OSError:
             pass
-
-    def finish(self, status: int, why: str | None) -> None:
-        """Tear down and leave with the container's wait status (exit code, or death by the same signal)."""
-        if why:
-            write_all(2 if self.tty_fd is None else self.tty_fd, f"nanovisor-vm: {why}\n".encode())
-            status = signal.SIGKILL  # wait status of a SIGKILLed process
-        for conn in list(self.execs.values()):
-            try:
-                conn.sock.setblocking(True)
-                conn.sock.sendall(bytes(conn.out) + frame(protocol.EXIT, 0, str(signal.SIGKILL).encode()))
-            except OSError:
-                pass
-        self.teardown()
-        (self.c.dir / "exit").write_text(str(status))
-        exit_like(status)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            import select
-            select.select([], [fd], [])
-            continue
-        except OSError:
-            return  # reader gone (conmon died): drop output, keep the container's fate intact
-        view = view[n:]
 
 
 def exit_like(status: int) -> None:
@@ -509,7 +270,6 @@ def run(c: Container, plan: Plan, report_fd: int, tty_fd: int | None, netns: str
             shim.teardown()
             os._exit(1)
         shim.exec_c_shim()
-        shim.loop()
     except BaseException as e:  # noqa: BLE001
         try:
             sys.stderr.write(f"nanovisor-vm shim: {e!r}\n")
