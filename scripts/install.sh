@@ -15,6 +15,8 @@ PACKAGES=(
   iproute2 nftables util-linux mount procps psmisc e2fsprogs
   # VM isolation
   qemu-system-x86 qemu-utils erofs-utils
+  # VM isolation: the spec's seccomp profile compiled host-side for the guest agent (runtime/vm/seccomp_bpf.py)
+  libseccomp2
   # the nano guest kernel, built here from Debian's source (python -m nanovisor.runtime.vm.guest build)
   linux-source-6.1 xz-utils bc bison flex perl libelf-dev libssl-dev make gcc libc6-dev cpio
   # tests: a real registry server; docker-compose 1.29.2 (Debian's) drives compose apps against serve

@@ -15,8 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -274,6 +279,119 @@ static const char *resolve(const char *arg0, char **envp, char *buf, size_t n) {
     return NULL;
 }
 
+/* ---- process security: what runc applies from the spec's process and linux.seccomp (issue 11) ---- */
+
+/* The container's seccomp program (struct sock_filter[], compiled host-side by seccomp_bpf.py from the spec),
+ * kept from CREATE: exec'd processes get the same filter, as under runc. */
+static struct sock_filter *sec_prog;
+static unsigned short sec_len;
+static unsigned sec_flags;
+
+static int unhex(int c) { return c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0'; }
+
+static void keep_seccomp(struct kv *kv) {
+    const char *hex = kv_get(kv, "seccomp"), *fl = kv_get(kv, "seccomp.flags");
+    free(sec_prog);
+    sec_prog = NULL;
+    sec_len = 0;
+    if (!hex) return;
+    size_t n = strlen(hex) / 2;
+    unsigned char *b = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(unhex(hex[2 * i]) << 4 | unhex(hex[2 * i + 1]));
+    sec_prog = (struct sock_filter *)b;
+    sec_len = (unsigned short)(n / sizeof(struct sock_filter));
+    sec_flags = fl ? (unsigned)strtoul(fl, NULL, 10) : 0;
+}
+
+static void install_seccomp(int ctl) {
+    if (!sec_prog) return;
+    struct sock_fprog prog = {.len = sec_len, .filter = sec_prog};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, sec_flags, &prog) < 0)
+        child_fail(ctl, "error loading seccomp filter into kernel");
+}
+
+static const char *const CAP_NAMES[] = {
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
+#define NCAPS (int)(sizeof CAP_NAMES / sizeof CAP_NAMES[0])
+
+/* "CAP_A CAP_B" -> bit mask; an unknown name fails the start, as runc does */
+static unsigned long long cap_mask(int ctl, const char *names) {
+    unsigned long long m = 0;
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", names);
+    for (char *save, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        int i = 0;
+        while (i < NCAPS && strcasecmp(t, CAP_NAMES[i]) && strcasecmp(t, CAP_NAMES[i] + 4)) i++;
+        if (i == NCAPS) { errno = 0; child_fail(ctl, "unknown capability \"%s\"", t); }
+        m |= 1ULL << i;
+    }
+    return m;
+}
+
+static void set_rlimits(int ctl, struct kv *kv) {
+    static const struct { const char *name; int res; } R[] = {
+        {"RLIMIT_CPU", RLIMIT_CPU}, {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_DATA", RLIMIT_DATA},
+        {"RLIMIT_STACK", RLIMIT_STACK}, {"RLIMIT_CORE", RLIMIT_CORE}, {"RLIMIT_RSS", RLIMIT_RSS},
+        {"RLIMIT_NPROC", RLIMIT_NPROC}, {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+        {"RLIMIT_AS", RLIMIT_AS}, {"RLIMIT_LOCKS", RLIMIT_LOCKS}, {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+        {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE}, {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+        {"RLIMIT_RTTIME", RLIMIT_RTTIME}};
+    for (int i = 0; i < kv->n; i++) {
+        if (strcmp(kv->k[i], "rlimit")) continue;
+        char name[32];
+        unsigned long long soft, hard;
+        if (sscanf(kv->v[i], "%31s %llu %llu", name, &soft, &hard) != 3) continue;
+        size_t j = 0;
+        while (j < sizeof R / sizeof R[0] && strcmp(R[j].name, name)) j++;
+        if (j == sizeof R / sizeof R[0]) { errno = 0; child_fail(ctl, "unknown rlimit type \"%s\"", name); }
+        struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
+        if (setrlimit(R[j].res, &rl) < 0) child_fail(ctl, "error setting rlimit type %d", R[j].res);
+    }
+}
+
+/* Before the user switch: rlimits, oom_score_adj, seccomp when it needs CAP_SYS_ADMIN (no no_new_privs), the
+ * bounding set; and keep the capabilities across setuid so apply_caps can set exactly the spec's. */
+static void security_before_user(int ctl, struct kv *kv) {
+    set_rlimits(ctl, kv);
+    const char *oom = kv_get(kv, "oom_score_adj");
+    if (oom) {
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) { write_all(fd, oom, strlen(oom)); close(fd); }
+    }
+    if (kv_get(kv, "nnp") && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(ctl, "set no_new_privs");
+    if (!kv_get(kv, "nnp")) install_seccomp(ctl);
+    const char *bnd = kv_get(kv, "cap.bounding");
+    if (bnd) {
+        unsigned long long keep = cap_mask(ctl, bnd);
+        for (int c = 0; c < NCAPS; c++)
+            if (!(keep >> c & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+                child_fail(ctl, "drop bounding capability %s", CAP_NAMES[c]);
+    }
+    if (kv_get(kv, "cap.effective")) prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+}
+
+static void apply_caps(int ctl, struct kv *kv) {
+    const char *eff = kv_get(kv, "cap.effective");
+    if (!eff) return;
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    unsigned long long e = cap_mask(ctl, eff), p = cap_mask(ctl, kv_get(kv, "cap.permitted") ?: ""),
+                       i = cap_mask(ctl, kv_get(kv, "cap.inheritable") ?: "");
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2] = {{(uint32_t)e, (uint32_t)p, (uint32_t)i},
+                                          {(uint32_t)(e >> 32), (uint32_t)(p >> 32), (uint32_t)(i >> 32)}};
+    if (syscall(SYS_capset, &h, d) < 0) child_fail(ctl, "apply capabilities");
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    unsigned long long a = cap_mask(ctl, kv_get(kv, "cap.ambient") ?: "");
+    for (int c = 0; c < NCAPS; c++)
+        if (a >> c & 1) prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0); /* runc ignores failures too */
+}
+
 /* Common tail for the main process and exec'd ones: tty/stdio, identity, cwd, then wait for "go" and exec. */
 static void child_exec(int ctl, struct kv *kv, int stdio[3], int wait_go) {
     int tty = kv_get(kv, "tty") != NULL;
@@ -303,6 +421,7 @@ static void child_exec(int ctl, struct kv *kv, int stdio[3], int wait_go) {
         setsid();
         for (int i = 0; i < 3; i++) dup2(stdio[i], i);
     }
+    security_before_user(ctl, kv);
     const char *gid = kv_get(kv, "gid"), *uid = kv_get(kv, "uid"), *groups = kv_get(kv, "groups");
     gid_t gl[64];
     int ng = 0;
@@ -311,6 +430,7 @@ static void child_exec(int ctl, struct kv *kv, int stdio[3], int wait_go) {
     if (setgroups((size_t)ng, gl) < 0) child_fail(ctl, "setgroups");
     if (gid && setgid((gid_t)atoi(gid)) < 0) child_fail(ctl, "setgid");
     if (uid && setuid((uid_t)atoi(uid)) < 0) child_fail(ctl, "setuid");
+    apply_caps(ctl, kv);
     const char *cwd = kv_get(kv, "cwd");
     if (cwd && chdir(cwd) < 0) {
         if (uid && atoi(uid) != 0) child_fail(ctl, "chdir to cwd (\"%s\") set in config.json failed", cwd);
@@ -329,6 +449,9 @@ static void child_exec(int ctl, struct kv *kv, int stdio[3], int wait_go) {
     }
     const char *umask_s = kv_get(kv, "umask");
     umask(umask_s ? (mode_t)strtoul(umask_s, NULL, 8) : 022);
+    /* with no_new_privs the filter needs no privilege: installed last (fewest syscalls it must allow), yet before
+     * "ready" so a failure is still reported as a failed create/exec */
+    if (kv_get(kv, "nnp")) install_seccomp(ctl);
     write_all(ctl, "", 1); /* ready */
     if (wait_go) {
         char c;
@@ -461,6 +584,7 @@ static void limit_resources(pid_t pid, struct kv *kv) {
 static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
     struct kv kv;
     if (parse_kv(payload, len, &kv) < 0) { send_str(NV_CREATED, id, "bad process spec"); return; }
+    if (is_main) keep_seccomp(&kv); /* before the fork: the child installs it */
     if (is_main) { /* the guest's NICs and DNS relay, before the container's first process exists */
         char err[300];
         if (net_setup(&kv, err, sizeof err) < 0 || dns_start(&kv, err, sizeof err) < 0) {

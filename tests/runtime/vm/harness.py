@@ -17,7 +17,8 @@ PY_RUNTIME = str(Path(sys.executable).parent / "nanovisor-vm-runtime")
 
 
 def runtime_path(name: str) -> str:
-    """"vm": what the engine runs (the C fast path when built); "vm-py": the Python runtime alone."""
+    """"vm": what the engine runs (the C fast path when built); "vm-py": the Python console script
+    (which serves create/boot and hands the steady-state commands to the fast path)."""
     if name == "vm":
         return runtime_binary() or PY_RUNTIME
     if name == "vm-py":

@@ -69,7 +69,15 @@ def is_host_bind(m: dict) -> bool:
     return is_bind(m) and m.get("destination") != "/dev/shm"
 
 
+CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
+
 def process_kv(proc: dict) -> list[tuple[str, str]]:
+    """The agent's encoding of an OCI process (the fast path's process_kv writes the same keys for exec).
+
+    Process security, applied by the agent as runc applies it: cap.<set> (names, space separated; absent = the
+    sets are left alone, as runc does without `capabilities`), nnp, rlimit ("RLIMIT_X soft hard"), oom_score_adj.
+    """
     pairs: list[tuple[str, str]] = [("arg", a) for a in proc.get("args") or []]
     pairs += [("env", e) for e in proc.get("env") or []]
     pairs.append(("cwd", proc.get("cwd") or "/"))
@@ -79,6 +87,15 @@ def process_kv(proc: dict) -> list[tuple[str, str]]:
     pairs.append(("groups", ",".join(str(g) for g in groups)))
     if user.get("umask") is not None:
         pairs.append(("umask", oct(user["umask"])[2:]))
+    caps = proc.get("capabilities")
+    if isinstance(caps, dict):
+        pairs += [(f"cap.{name}", " ".join(caps.get(name) or [])) for name in CAP_SETS]
+    if proc.get("noNewPrivileges"):
+        pairs.append(("nnp", "1"))
+    for rl in proc.get("rlimits") or []:
+        pairs.append(("rlimit", f"{rl['type']} {int(rl['soft'])} {int(rl['hard'])}"))
+    if proc.get("oomScoreAdj") is not None:
+        pairs.append(("oom_score_adj", str(int(proc["oomScoreAdj"]))))
     if proc.get("terminal"):
         pairs.append(("tty", "1"))
         size = proc.get("consoleSize") or {}
@@ -121,6 +138,11 @@ def plan(bundle: Path) -> Plan:
     kvs += [("masked", x) for x in linux.get("maskedPaths") or []]
     kvs += [("readonly", x) for x in linux.get("readonlyPaths") or []]
     kvs += [("sysctl", f"{k}={v}") for k, v in (linux.get("sysctl") or {}).items()]
+    if linux.get("seccomp"):  # the same filter runc would install, compiled here (the agent has no JSON)
+        from nanovisor.runtime.vm import seccomp_bpf
+
+        kvs += [("seccomp", seccomp_bpf.compile_section(linux["seccomp"]).hex()),
+                ("seccomp.flags", str(seccomp_bpf.flags(linux["seccomp"])))]
     p.create = kvs
     res = linux.get("resources") or {}
     limit = (res.get("memory") or {}).get("limit")
