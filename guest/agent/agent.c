@@ -334,6 +334,29 @@ static unsigned long long cap_mask(int ctl, const char *names) {
     return m;
 }
 
+/* The host runtime's own hard limits ("RLIMIT_X hard"), kept from CREATE when it may not raise them: a request
+ * above one fails as it fails under runc on that host, though the agent itself could grant it. */
+static char *rlimit_max;
+
+static void keep_rlimit_max(struct kv *kv) {
+    free(rlimit_max);
+    size_t n = 2;
+    for (int i = 0; i < kv->n; i++) if (!strcmp(kv->k[i], "rlimit.max")) n += strlen(kv->v[i]) + 1;
+    rlimit_max = calloc(1, n);
+    for (int i = 0; i < kv->n; i++)
+        if (!strcmp(kv->k[i], "rlimit.max")) { strcat(rlimit_max, kv->v[i]); strcat(rlimit_max, "\n"); }
+}
+
+static int above_host_hard(const char *name, unsigned long long hard) {
+    char want[40];
+    snprintf(want, sizeof want, "%s ", name);
+    for (const char *p = rlimit_max; p && *p; p = strchr(p, '\n') + 1) {
+        if (!strncmp(p, want, strlen(want))) return hard > strtoull(p + strlen(want), NULL, 10);
+        if (!strchr(p, '\n')) break;
+    }
+    return 0;
+}
+
 static void set_rlimits(int ctl, struct kv *kv) {
     static const struct { const char *name; int res; } R[] = {
         {"RLIMIT_CPU", RLIMIT_CPU}, {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_DATA", RLIMIT_DATA},
@@ -351,7 +374,9 @@ static void set_rlimits(int ctl, struct kv *kv) {
         while (j < sizeof R / sizeof R[0] && strcmp(R[j].name, name)) j++;
         if (j == sizeof R / sizeof R[0]) { errno = 0; child_fail(ctl, "unknown rlimit type \"%s\"", name); }
         struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
-        if (setrlimit(R[j].res, &rl) < 0) child_fail(ctl, "error setting rlimit type %d", R[j].res);
+        if (above_host_hard(name, hard)) errno = EPERM;
+        else if (setrlimit(R[j].res, &rl) == 0) continue;
+        child_fail(ctl, "error setting rlimit type %d", R[j].res);
     }
 }
 
@@ -584,7 +609,7 @@ static void limit_resources(pid_t pid, struct kv *kv) {
 static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
     struct kv kv;
     if (parse_kv(payload, len, &kv) < 0) { send_str(NV_CREATED, id, "bad process spec"); return; }
-    if (is_main) keep_seccomp(&kv); /* before the fork: the child installs it */
+    if (is_main) { keep_seccomp(&kv); keep_rlimit_max(&kv); } /* before the fork: the child applies them */
     if (is_main) { /* the guest's NICs and DNS relay, before the container's first process exists */
         char err[300];
         if (net_setup(&kv, err, sizeof err) < 0 || dns_start(&kv, err, sizeof err) < 0) {

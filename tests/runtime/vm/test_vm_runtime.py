@@ -91,6 +91,12 @@ def test_lifecycle_exec_pause_kill_and_nothing_left(work, binary):
     assert (r.returncode, r.stdout) == (5, "in-exec\n")
     r = c.rt("exec", c.cid, "sh", "-c", "echo argv-form", check=False)  # runc's positional form
     assert (r.returncode, r.stdout) == (0, "argv-form\n")
+    r = c.rt("exec", "-e", "X=1", "--cwd", "/tmp", "-u", "65534", c.cid, "sh", "-c", "echo $X $(pwd) $(id -u)",
+             check=False)  # ... with runc's flags
+    assert (r.returncode, r.stdout) == (0, "1 /tmp 65534\n")
+    r = c.rt("delete", "no-such-container", check=False)
+    assert r.returncode == 1 and "container does not exist" in r.stderr
+    assert c.rt("delete", "--force", "no-such-container", check=False).returncode == 0
     r = c.rt("exec", "--process", process("bad.json", ["no-such-binary"]), c.cid, check=False)
     assert r.returncode == 255 and "executable file not found" in r.stderr
     pids = json.loads(c.rt("ps", "--format", "json", c.cid).stdout)
@@ -238,3 +244,26 @@ def test_hung_guest_is_reported_as_exit(work, monkeypatch):
     assert "did not answer" in c.output("stderr")
     c.rt("delete", c.cid)
     assert leftovers(c.root, c.cid) == []
+
+
+def test_rlimits_as_runc_and_never_above_the_hosts_hard_limit(work):
+    """The guest agent could grant any limit; it grants what runc grants on this host (whose root cannot raise
+    a hard limit): the spec's limits, and a start refused when one is above the host's hard limit."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("this host has no hard open-files limit to exceed")
+    fits = [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": hard}]
+    above = [{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]
+    for runtime in ("runc", "vm"):
+        c = run(work, runtime, ["sh", "-c", "ulimit -n; ulimit -Hn"], name="fits", rlimits=fits)
+        c.start()
+        assert c.wait() == 0
+        assert c.output() == f"100\n{hard}\n", runtime
+        c.delete()
+        status = Path("/proc/self/status").read_text()
+        if int(status.split("CapEff:")[1].split()[0], 16) >> 24 & 1:  # CAP_SYS_RESOURCE: runc may raise it
+            continue
+        with pytest.raises(RuntimeError, match="error setting rlimit type 7"):
+            run(work, runtime, ["true"], name="above", rlimits=above)

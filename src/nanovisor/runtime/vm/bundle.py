@@ -104,6 +104,27 @@ def process_kv(proc: dict) -> list[tuple[str, str]]:
     return pairs
 
 
+def rlimit_ceiling() -> list[tuple[str, str]]:
+    """The host's own hard limits, as "rlimit.max" entries for the agent, when raising one needs a capability the
+    host runtime lacks: runc (no CAP_SYS_RESOURCE on this host) fails a start that asks for more, while the guest
+    agent could grant anything. So the agent refuses the same requests runc refuses; none when the host may raise."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as f:
+            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        eff = 0
+    if eff >> 24 & 1:  # CAP_SYS_RESOURCE
+        return []
+    out = []
+    for name in sorted(n for n in dir(resource) if n.startswith("RLIMIT_")):
+        hard = resource.getrlimit(getattr(resource, name))[1]
+        if hard != resource.RLIM_INFINITY:
+            out.append(("rlimit.max", f"{name} {hard}"))
+    return out
+
+
 def plan(bundle: Path) -> Plan:
     spec = json.loads((bundle / "config.json").read_text())
     root = spec.get("root") or {}
@@ -115,6 +136,8 @@ def plan(bundle: Path) -> Plan:
     proc = spec.get("process") or {}
     p = Plan(rootfs=rootfs, readonly_root=bool(root.get("readonly")), tty=bool(proc.get("terminal")))
     kvs = process_kv(proc)
+    if proc.get("rlimits"):
+        kvs += rlimit_ceiling()
     if spec.get("hostname"):
         kvs.append(("hostname", spec["hostname"]))
     if p.readonly_root:
