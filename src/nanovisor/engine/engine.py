@@ -153,8 +153,9 @@ class Engine:
     def container_inspect(self, ref: str, size: bool = False) -> dict:
         c = self.get(ref)
         out = views.inspect(c, self.paths)
-        out["ExecIDs"] = [r["id"] for r in self.db.query("SELECT id FROM execs WHERE container_id = ?",
-                                                          (c.id,))] or None
+        from nanovisor.engine import execs
+
+        out["ExecIDs"] = execs.ids_of(self, c.id) or None
         if size:
             out["SizeRw"] = _du(self.paths.container_dir(c.id) / "upper")
         return out
@@ -243,17 +244,8 @@ class Engine:
 
     def _last_exit_code(self, c: Container, since_ns: int = 0) -> int:
         """The exit code of the container's last exit, or with since_ns of its first exit after that time."""
-        if since_ns:
-            row = self.db.query_one("SELECT attributes FROM events WHERE actor_id = ? AND action = 'die' AND "
-                                    "time_nano >= ? ORDER BY seq LIMIT 1", (c.id, since_ns))
-        else:
-            row = self.db.query_one("SELECT attributes FROM events WHERE actor_id = ? AND action = 'die' "
-                                    "ORDER BY seq DESC LIMIT 1", (c.id,))
-        if row is None:
-            return c.state.get("ExitCode", 0)
-        from nanovisor.store.db import loads
-
-        return int(loads(row["attributes"]).get("exitCode", 0))
+        code = self.event_log.last_exit_code(c.id, since_ns)
+        return c.state.get("ExitCode", 0) if code is None else code
 
     def container_wait(self, ref: str, condition: str = "not-running") -> dict:
         return self.container_waiter(ref, condition)()
@@ -510,7 +502,6 @@ class Engine:
         """Compressed blobs kept for push are dropped with the last image that used them."""
         from nanovisor.images.registry import blobmeta
 
-        blobmeta.ensure(self.images)
         blobmeta.collect_garbage(self.images)
 
     # volumes -----------------------------------------------------------------------------------------

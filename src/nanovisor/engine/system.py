@@ -56,8 +56,7 @@ def info(engine) -> dict:
     if engine.network is None:
         warnings.append("WARNING: bridge networking is not available yet; containers get loopback only")
     return {
-        "ID": engine.db.query_one("SELECT COALESCE((SELECT value FROM kv WHERE key='engine-id'), '') AS v")["v"]
-        or _engine_id(engine),
+        "ID": _engine_id(engine),
         "Containers": len(containers), "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
         "Images": len(engine.images.list()), "Driver": "overlay2",
@@ -88,11 +87,13 @@ def info(engine) -> dict:
 
 
 def _engine_id(engine) -> str:
+    """Made once per root, on first ask."""
     import uuid
 
-    value = str(uuid.uuid4()).upper()
-    engine.db.execute("INSERT OR IGNORE INTO kv (key, value) VALUES ('engine-id', ?)", (value,))
-    return engine.db.query_one("SELECT value FROM kv WHERE key='engine-id'")["value"]
+    from nanovisor.store.kv import KV
+
+    kv = KV(engine.db)
+    return kv.get("engine-id") or kv.setdefault("engine-id", str(uuid.uuid4()).upper())
 
 
 def df(engine) -> dict:

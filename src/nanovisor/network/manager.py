@@ -209,11 +209,10 @@ class NetworkManager(Networks):
     def _container_name(self, cid: str, name: str | None) -> str:
         if name:
             return name.lstrip("/")
-        try:
-            row = self.db.query_one("SELECT name FROM containers WHERE id = ?", (cid,))
-        except Exception:
-            row = None
-        return row["name"].lstrip("/") if row else cid[:12]
+        from nanovisor.store.containers import ContainerTable
+
+        name = ContainerTable(self.db).name_of(cid)
+        return name.lstrip("/") if name else cid[:12]
 
     def _add_endpoint(self, cid: str, ref: str, conf: dict, sandbox: dict) -> EndpointRec:
         net = self.get(ref)

@@ -1,4 +1,6 @@
-"""One SQLite database per engine root.
+"""One SQLite database per engine root; the schema and its migrations are in store/schema.py, the SQL of
+each concern in its own module next to this one (containers, execs, images, volumes, networks, events,
+buildcache, kv). Nothing outside store/ writes SQL.
 
 WAL lets the embedded CLI and `serve` read while the other writes; `transaction()` takes the write lock
 up front (BEGIN IMMEDIATE) so read-modify-write sequences never interleave between processes.
@@ -16,57 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS containers (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    image_id TEXT NOT NULL,
-    created REAL NOT NULL,
-    config TEXT NOT NULL,        -- Docker-shaped: {"Config": ..., "HostConfig": ..., "NetworkingConfig": ...}
-    state TEXT NOT NULL          -- Docker-shaped State plus private keys (ConmonPid, StartSeq, ...)
-);
-CREATE TABLE IF NOT EXISTS execs (
-    id TEXT PRIMARY KEY,
-    container_id TEXT NOT NULL,
-    config TEXT NOT NULL,
-    state TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,         -- "sha256:<config digest>"
-    created REAL NOT NULL,
-    config TEXT NOT NULL,        -- the image config JSON (OCI/Docker)
-    manifest TEXT,               -- the manifest JSON it came with, if any
-    size INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS image_refs (
-    ref TEXT PRIMARY KEY,        -- "repo:tag" or "repo@sha256:..."
-    image_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS layers (
-    diff_id TEXT PRIMARY KEY,    -- "sha256:<uncompressed digest>"
-    size INTEGER NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS volumes (
-    name TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    driver TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    options TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    time_nano INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    action TEXT NOT NULL,
-    actor_id TEXT NOT NULL,
-    attributes TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+from nanovisor.store.schema import migrate
 
 
 class Database:
@@ -77,7 +29,7 @@ class Database:
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _make_private(self.path)
-        self._conn().executescript(SCHEMA)
+        migrate(self._conn())
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -122,6 +74,9 @@ class Database:
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         """A single-statement write (autocommits unless inside transaction())."""
         return self._conn().execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple]) -> sqlite3.Cursor:
+        return self._conn().executemany(sql, rows)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
