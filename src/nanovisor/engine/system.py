@@ -44,7 +44,7 @@ def _vm_accelerator() -> dict:
 
 def info(engine) -> dict:
     counts = {"running": 0, "paused": 0, "stopped": 0}
-    containers = [engine.lifecycle.reconcile(c) for c in engine.containers.list()]
+    containers = [engine.current(c) for c in engine.containers.list()]
     for c in containers:
         key = "paused" if c.state.get("Paused") else "running" if c.running else "stopped"
         counts[key] += 1
@@ -97,6 +97,7 @@ def _engine_id(engine) -> str:
 
 
 def df(engine) -> dict:
+    from nanovisor.engine.diskusage import du
     from nanovisor.engine.views import summary
 
     now = time.time()
@@ -104,9 +105,7 @@ def df(engine) -> dict:
     containers = []
     for c in engine.containers.list():
         item = summary(c, now)
-        from nanovisor.engine.engine import _du
-
-        item["SizeRw"] = _du(engine.paths.container_dir(c.id) / "upper")
+        item["SizeRw"] = du(engine.paths.container_dir(c.id) / "upper")
         item["SizeRootFs"] = item["SizeRw"] + next((i.get("Size", 0) for i in images if i["Id"] == c.image_id), 0)
         containers.append(item)
     users = engine._volume_users()

@@ -7,6 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
+from nanovisor.engine.filters import match_labels
 from nanovisor.engine.timefmt import rfc3339
 from nanovisor.errors import Conflict, InvalidParameter, no_such_volume
 from nanovisor.rmtree import remove_tree
@@ -79,3 +80,49 @@ class VolumeStore:
             except OSError:
                 pass
         return total
+
+
+def volume_users(containers) -> dict[str, list[str]]:
+    """volume name → ids of the containers that mount it (any state)."""
+    users: dict[str, list[str]] = {}
+    for c in containers.list():
+        for p in c.spec.get("MountPoints") or []:
+            if p["Type"] == "volume":
+                users.setdefault(p["Name"], []).append(c.id)
+    return users
+
+
+def list_volumes(volumes: VolumeStore, users: dict[str, list[str]], filters: dict[str, list[str]]) -> list[dict]:
+    """`volume ls` with Docker's name, label, dangling and driver filters."""
+    out = []
+    for v in volumes.list():
+        if "name" in filters and not any(f in v["Name"] for f in filters["name"]):
+            continue
+        if "label" in filters and not match_labels(v["Labels"], filters["label"]):
+            continue
+        if "dangling" in filters:
+            want = filters["dangling"][0].lower() in ("1", "true")
+            if want == bool(users.get(v["Name"])):
+                continue
+        if "driver" in filters and v["Driver"] not in filters["driver"]:
+            continue
+        out.append(v)
+    return out
+
+
+def prune_volumes(volumes: VolumeStore, users: dict[str, list[str]], filters: dict[str, list[str]],
+                  remove) -> dict:
+    """Unused anonymous volumes (all unused ones with all=true); remove(name) removes one."""
+    all_volumes = (filters.get("all") or ["false"])[0].lower() in ("1", "true")
+    deleted, space = [], 0
+    for v in volumes.list():
+        if users.get(v["Name"]):
+            continue
+        if not all_volumes and "com.docker.volume.anonymous" not in v["Labels"]:
+            continue
+        if "label" in filters and not match_labels(v["Labels"], filters["label"]):
+            continue
+        space += volumes.size(v["Name"])
+        remove(v["Name"])
+        deleted.append(v["Name"])
+    return {"VolumesDeleted": deleted or None, "SpaceReclaimed": space}
