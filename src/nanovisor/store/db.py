@@ -36,7 +36,7 @@ class _Held:
 
 
 class _Pool:
-    KEEP = 8  # idle connections kept; each may cache up to 2 MB of pages
+    KEEP = 8  # idle connections kept
 
     def __init__(self) -> None:
         self._idle: list[sqlite3.Connection] = []
@@ -83,6 +83,7 @@ class Database:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA cache_size=-512")  # KiB of page cache per connection; the OS caches the file
         return conn
 
     @contextmanager
