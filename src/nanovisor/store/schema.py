@@ -125,9 +125,8 @@ CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache (image_id);
 V2 = """
 ALTER TABLE containers ADD COLUMN status TEXT NOT NULL DEFAULT 'created';
 UPDATE containers SET status = COALESCE(json_extract(state, '$.Status'), 'created');
-CREATE INDEX containers_status ON containers (status);
+CREATE INDEX containers_status ON containers (status, created);
 CREATE INDEX containers_image ON containers (image_id);
-CREATE INDEX containers_created ON containers (created);
 CREATE TABLE container_labels (
     container_id TEXT NOT NULL,
     key TEXT NOT NULL,
