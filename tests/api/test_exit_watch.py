@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import nanovisor
+from nvtest import run_cli
 
 
 def _die_events(client, name: str, since: float) -> list[dict]:
@@ -31,7 +31,7 @@ def test_restart_policy_runs_without_anyone_asking(client, docker, image, name):
 
 
 def test_ps_shows_a_container_the_cli_started_until_it_exits(docker, nv_root, image, name):
-    started = nanovisor(nv_root, "run", "-d", "--name", name, "--network", "none", image, "sleep", "2")
+    started = run_cli(nv_root, "run", "-d", "--name", name, "--network", "none", image, "sleep", "2")
     assert started.returncode == 0, started.stderr
     try:
         assert name in docker("ps", "--format", "{{.Names}}").stdout.split()
