@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nanovisor.engine.state import State, docker_flags, parse
@@ -109,7 +110,13 @@ class ContainerStore:
              labels: list[tuple[str, str | None]] | None = None,
              id_prefixes: list[str] | None = None) -> list[Container]:
         """Newest first; the arguments narrow the query by index (see ContainerTable.select)."""
-        return [self._row(r) for r in self.table.select(statuses, image_ids, labels, id_prefixes)]
+        return list(self.iter(statuses, image_ids, labels, id_prefixes))
+
+    def iter(self, statuses: list[str] | None = None, image_ids: list[str] | None = None,
+             labels: list[tuple[str, str | None]] | None = None,
+             id_prefixes: list[str] | None = None) -> Iterator[Container]:
+        """As list(), parsing each record only when reached (a long `ps -a` holds one parsed at a time)."""
+        return (self._row(r) for r in self.table.select(statuses, image_ids, labels, id_prefixes))
 
     def names(self) -> set[str]:
         return self.table.names()

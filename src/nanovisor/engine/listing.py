@@ -46,7 +46,7 @@ def list_containers(engine, all_: bool = False, limit: int = -1, size: bool = Fa
     match = container_matcher(filters, engine.containers.find, lambda ref: _image_ids(engine, ref))
     now = time.time()
     out = []
-    for c in engine.containers.list(**_narrowing(engine, filters, all_)):
+    for c in engine.containers.iter(**_narrowing(engine, filters, all_)):
         c = engine.current(c)
         if not all_ and not c.running and "status" not in filters and "exited" not in filters \
                 and c.state["Status"] != "restarting":

@@ -8,6 +8,7 @@ same statement/transaction as the JSON they copy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from nanovisor.store.db import Database, dumps, loads
@@ -66,7 +67,7 @@ class ContainerTable:
 
     def select(self, statuses: list[str] | None = None, image_ids: list[str] | None = None,
                labels: list[tuple[str, str | None]] | None = None,
-               id_prefixes: list[str] | None = None) -> list[ContainerRow]:
+               id_prefixes: list[str] | None = None) -> Iterator[ContainerRow]:
         """Newest first; each argument narrows by an index (None: no condition). labels: (key, value or
         None for any value), all must match; id_prefixes: any may match."""
         where, args = [], []
@@ -90,7 +91,8 @@ class ContainerTable:
         sql = f"SELECT {_COLUMNS} FROM containers"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_row(r) for r in self.db.query(sql + " ORDER BY created DESC", tuple(args))]
+        rows = self.db.query(sql + " ORDER BY created DESC", tuple(args))
+        return (_row(r) for r in rows)  # parsed one at a time: a long listing never holds every config parsed
 
     def using_image(self, image_id: str) -> list[tuple[str, bool]]:
         """(id, running) of the containers made from image_id, oldest first."""
