@@ -4,11 +4,12 @@ now, a stopped one at its next start; its spec records the endpoint either way."
 from __future__ import annotations
 
 from nanovisor.engine.containers import Container
-from nanovisor.network.wanted import record_connect, record_disconnect
 
 
 def connect(engine, network, ref: str, container: str, endpoint_config: dict | None = None) -> tuple[dict, str]:
     """Returns the network's inspect dict and the container's id (for the event)."""
+    from nanovisor.network.wanted import record_connect  # the network package loads only when used
+
     net = network.inspect(ref)
     c = engine.get(container)
     with engine.lifecycle.locks.hold(c.id):
@@ -22,6 +23,8 @@ def connect(engine, network, ref: str, container: str, endpoint_config: dict | N
 
 
 def disconnect(engine, network, ref: str, container: str, force: bool = False) -> tuple[dict, str]:
+    from nanovisor.network.wanted import record_disconnect
+
     net = network.inspect(ref)
     c = engine.get(container)
     with engine.lifecycle.locks.hold(c.id):
