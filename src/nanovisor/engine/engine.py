@@ -1,4 +1,7 @@
-"""Engine facade: containers, images, volumes, networks, exec, system.
+"""Engine facade: containers, images, volumes, networks, exec, system. It wires the parts together and
+delegates; the logic lives with its owner: lifecycle.py (state changes), create.py, listing.py (ps, prune),
+waiting.py (wait), stdio.py (logs, attach), execs.py, netconnect.py, imageops.py, volumes.py, system.py,
+recovery.py (serve start), watcher.py (exits, in serve); SQL only in nanovisor.store.
 
 Everything it returns is shaped like the Docker Engine API (v1.50) so the API server passes it through and
 the CLI prints it with Docker's own field names. Everything it raises is a nanovisor.errors type.
