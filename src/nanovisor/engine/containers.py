@@ -121,6 +121,9 @@ class ContainerStore:
     def names(self) -> set[str]:
         return self.table.names()
 
+    def count(self) -> int:
+        return self.table.count()
+
     def name_taken(self, name: str) -> bool:
         return self.table.id_named(name) is not None
 

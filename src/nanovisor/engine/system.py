@@ -44,10 +44,12 @@ def _vm_accelerator() -> dict:
 
 def info(engine) -> dict:
     counts = {"running": 0, "paused": 0, "stopped": 0}
-    containers = [engine.current(c) for c in engine.containers.list()]
-    for c in containers:
-        key = "paused" if c.state.get("Paused") else "running" if c.running else "stopped"
-        counts[key] += 1
+    total = engine.containers.count()
+    for c in engine.containers.iter(statuses=["running", "paused", "restarting"]):  # by index: live ones only
+        c = engine.current(c)
+        if c.running:
+            counts["paused" if c.state.get("Paused") else "running"] += 1
+    counts["stopped"] = total - counts["running"] - counts["paused"]
     vm = _vm_accelerator()
     runtimes = engine.runtimes.info()
     if "nanovisor-vm" in runtimes:
@@ -57,9 +59,9 @@ def info(engine) -> dict:
         warnings.append("WARNING: bridge networking is not available yet; containers get loopback only")
     return {
         "ID": _engine_id(engine),
-        "Containers": len(containers), "ContainersRunning": counts["running"],
+        "Containers": total, "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
-        "Images": len(engine.images.list()), "Driver": "overlay2",
+        "Images": engine.images.count(), "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
                     "Log": ["k8s-file"]},

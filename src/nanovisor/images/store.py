@@ -156,6 +156,9 @@ class ImageStore:
     def exists(self, image_id: str) -> bool:
         return self.tables.exists(image_id)
 
+    def count(self) -> int:
+        return self.tables.count()
+
     # -- layers -----------------------------------------------------------------------------------
 
     def layer_path(self, diff_id: str) -> Path:

@@ -62,6 +62,9 @@ class ContainerTable:
         row = self.db.query_one("SELECT id FROM containers WHERE name = ? AND id != ?", (name, other_than))
         return row["id"] if row else None
 
+    def count(self) -> int:
+        return self.db.query_one("SELECT COUNT(*) AS n FROM containers")["n"]
+
     def names(self) -> set[str]:
         return {r["name"] for r in self.db.query("SELECT name FROM containers")}
 

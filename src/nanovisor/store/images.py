@@ -52,6 +52,9 @@ class ImageTables:
     def exists(self, image_id: str) -> bool:
         return self.db.query_one("SELECT 1 FROM images WHERE id = ?", (image_id,)) is not None
 
+    def count(self) -> int:
+        return self.db.query_one("SELECT COUNT(*) AS n FROM images")["n"]
+
     def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
         """Ids starting with prefix ("sha256:<hex>"), by index range."""
         return [r["id"] for r in self.db.query("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT ?",
