@@ -7,7 +7,9 @@ running-container paths (exit watching, `ps` without -a) are loaded too. Prints,
 GET /containers/json (running only, and all=1), inspect by name and by id prefix, create, start, and the
 serve process's RSS/PSS. Keeps all traffic on the unix socket.
 
-Usage: PYTHONPATH=src python3 bench/scale_ps.py [--counts 1,100,500] [--running 20] [--runs 15]
+Usage: PYTHONPATH=src python3 bench/scale_ps.py [--counts 1,100,500] [--running 20] [--runs 40]
+With bridge networking, in a namespace of its own (loopback only; its bridges and rules go with it):
+  unshare --net -- bash -c 'ip link set lo up && PYTHONPATH=src python3 bench/scale_ps.py --network bridge'
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def main() -> None:
     ap.add_argument("--counts", default="1,100,500")
     ap.add_argument("--running", type=int, default=20, help="containers kept running (sleep)")
     ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--network", default="none", help="none (default) or bridge (run under unshare --net)")
     opts = ap.parse_args()
     counts = [int(n) for n in opts.counts.split(",")]
 
@@ -85,7 +88,7 @@ def main() -> None:
                 break
             time.sleep(0.05)
         api = docker.APIClient(base_url=f"unix://{sock}", timeout=300)
-        host_none = api.create_host_config(network_mode="none")
+        host_none = api.create_host_config(network_mode=opts.network)
         made: list[str] = []
         running = 0
         print(f"# nanovisor per-request cost vs container count ({opts.running} of them running); each cell: "
@@ -136,9 +139,15 @@ def main() -> None:
                              capture_output=True, text=True).stdout.split()
         if ids:
             subprocess.run([PY, "-m", "nanovisor", "--root", str(root), "rm", "-f", *ids], capture_output=True)
+        subprocess.run([PY, "-c", "import sys\nfrom nanovisor.engine import Engine\ne = Engine(sys.argv[1])\n"
+                        "e.network is None or e.network.teardown()", str(root)], capture_output=True)
+        from nanovisor.paths import Paths
+
+        run_dir = Paths.for_root(root).run
         for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
-            if str(work) in line.split()[4]:
+            if str(work) in line.split()[4] or str(run_dir) in line.split()[4]:
                 subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
         if os.environ.get("NV_SCALE_KEEP_LOG"):
             print((work / "serve.log").read_text())
         shutil.rmtree(work, ignore_errors=True)

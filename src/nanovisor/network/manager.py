@@ -224,7 +224,7 @@ class NetworkManager(Networks):
         if want_ip and not net.spec.get("UserSubnet"):
             raise InvalidParameter("user specified IP address is supported only when connecting to networks "
                                    "with user configured subnets")
-        present = net.bridge in links.link_names()
+        present = links.link_exists(net.bridge)
         if not net.is_default or not present:
             with host_lock():
                 self._materialize_quiet(net)
@@ -236,7 +236,7 @@ class NetworkManager(Networks):
             existing = self.store.endpoints(container_id=cid)
             if any(e.network_id == net.id for e in existing):
                 raise Forbidden(f"endpoint with name {sandbox['name']} already exists in network {net.name}")
-            used = {ipaddress.IPv4Address(e.ip) for e in self.store.endpoints(network_id=net.id)}
+            used = {ipaddress.IPv4Address(ip) for ip in self.store.ips(net.id)}
             used.add(ipaddress.IPv4Address(net.spec["Gateway"]))
             if want_ip:
                 ip = ipam.request(subnet, ipam.parse_addr(want_ip), used)

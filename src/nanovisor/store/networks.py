@@ -82,6 +82,10 @@ class NetStore:
             args.append(container_id)
         return [self._ep(r) for r in self.db.query(sql + " ORDER BY rowid", tuple(args))]
 
+    def ips(self, network_id: str) -> list[str]:
+        """Addresses taken on a network (IPAM), without parsing every endpoint's spec."""
+        return [r["ip"] for r in self.db.query("SELECT ip FROM net_endpoints WHERE network_id = ?", (network_id,))]
+
     def add_endpoint(self, ep: EndpointRec) -> None:
         self.db.execute("INSERT INTO net_endpoints (network_id, container_id, ip, spec) VALUES (?, ?, ?, ?)",
                         (ep.network_id, ep.container_id, ep.ip, dumps(ep.spec)))
