@@ -13,4 +13,6 @@ DAEMON_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure(debug: bool = False, daemon: bool = False) -> None:
     """The CLI shows warnings and errors (debug: everything); a daemon adds info and timestamps."""
     level = logging.DEBUG if debug else logging.INFO if daemon else logging.WARNING
-    logging.basicConfig(level=level, format=DAEMON_FORMAT if daemon else FORMAT, stream=sys.stderr, force=True)
+    logging.basicConfig(level=logging.WARNING, format=DAEMON_FORMAT if daemon else FORMAT, stream=sys.stderr,
+                        force=True)  # libraries (pyroute2, ...) warn only
+    logging.getLogger("nanovisor").setLevel(level)
