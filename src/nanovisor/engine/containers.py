@@ -133,14 +133,14 @@ class ContainerStore:
             if clash:
                 raise _name_conflict(c.name, clash)
             self.table.insert(ContainerRow(c.id, c.name, c.image_id, c.created or time.time(), c.spec, c.state),
-                              c.status)
+                              str(c.status))
 
     def reload(self, c: Container) -> Container | None:
         row = self.table.by_id(c.id)
         return self._row(row) if row else None
 
     def save_state(self, c: Container) -> None:
-        self.table.save_state(c.id, c.state, c.status)
+        self.table.save_state(c.id, c.state, str(c.status))
         self._notify()
 
     def save_health(self, cid: str, health: dict) -> None:
