@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nanovisor version {__version__}")
         return 0
     target = getattr(args, "_target", None)
+    from nanovisor.logconfig import configure
+
+    configure(debug=args.debug)
     if target is None:
         parser.print_help()
         return 0 if not args.verb else 1

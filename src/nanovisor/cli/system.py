@@ -132,8 +132,10 @@ def cmd_serve(args) -> int:
     from nanovisor.api.server import parse_host, serve
     from nanovisor.api.tls import TLSOptions, check_plain_tcp, server_context
     from nanovisor.engine import Engine
+    from nanovisor.logconfig import configure
     from nanovisor.paths import DEFAULT_SOCKET
 
+    configure(debug=args.debug, daemon=True)
     hosts = args.host or [f"unix://{DEFAULT_SOCKET}"]
     opts = TLSOptions(args.tls, args.tlsverify, args.tlscacert, args.tlscert, args.tlskey,
                       args.insecure_tcp).resolved()

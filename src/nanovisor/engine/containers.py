@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nanovisor.engine.state import State, docker_flags, parse
 from nanovisor.errors import Conflict, InvalidParameter, no_such_container
-from nanovisor.store.db import Database, dumps, loads
+from nanovisor.store.containers import ContainerRow, ContainerTable
+from nanovisor.store.db import Database
 
 PRIVATE = "_"  # state keys starting with this are ours, not Docker's, and never leave the engine
 
@@ -61,8 +63,11 @@ class Container:
 
 
 class ContainerStore:
+    """Container records by id, id prefix or name; the SQL is store/containers.py's."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.table = ContainerTable(db)
         # notified on every change this process makes, so in-process waiters need not poll
         self.changed = threading.Condition()
 
@@ -76,19 +81,19 @@ class ContainerStore:
             self.changed.wait(timeout)
 
     @staticmethod
-    def _row(row) -> Container:
-        return Container(id=row["id"], name=row["name"], image_id=row["image_id"], created=row["created"],
-                         spec=loads(row["config"]), state=loads(row["state"]))
+    def _row(row: ContainerRow) -> Container:
+        return Container(id=row.id, name=row.name, image_id=row.image_id, created=row.created, spec=row.config,
+                         state=row.state)
 
     def find(self, ref: str) -> Container | None:
         ref = ref.strip()
         if not ref:
             return None
-        row = self.db.query_one("SELECT * FROM containers WHERE id = ? OR name = ?", (ref, ref.lstrip("/")))
+        row = self.table.by_id_or_name(ref, ref.lstrip("/"))
         if row is not None:
             return self._row(row)
         if all(c in "0123456789abcdef" for c in ref):
-            rows = self.db.query("SELECT * FROM containers WHERE id LIKE ? LIMIT 2", (ref + "%",))
+            rows = self.table.by_id_prefix(ref, limit=2)
             if len(rows) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
             if rows:
@@ -101,53 +106,64 @@ class ContainerStore:
             raise no_such_container(ref)
         return container
 
-    def list(self) -> list[Container]:
-        return [self._row(r) for r in self.db.query("SELECT * FROM containers ORDER BY created DESC")]
+    def list(self, statuses: list[str] | None = None, image_ids: list[str] | None = None,
+             labels: list[tuple[str, str | None]] | None = None,
+             id_prefixes: list[str] | None = None) -> list[Container]:
+        """Newest first; the arguments narrow the query by index (see ContainerTable.select)."""
+        return list(self.iter(statuses, image_ids, labels, id_prefixes))
+
+    def iter(self, statuses: list[str] | None = None, image_ids: list[str] | None = None,
+             labels: list[tuple[str, str | None]] | None = None,
+             id_prefixes: list[str] | None = None) -> Iterator[Container]:
+        """As list(), parsing each record only when reached (a long `ps -a` holds one parsed at a time)."""
+        return (self._row(r) for r in self.table.select(statuses, image_ids, labels, id_prefixes))
 
     def names(self) -> set[str]:
-        return {r["name"] for r in self.db.query("SELECT name FROM containers")}
+        return self.table.names()
+
+    def count(self) -> int:
+        return self.table.count()
+
+    def name_taken(self, name: str) -> bool:
+        return self.table.id_named(name) is not None
 
     def insert(self, c: Container) -> None:
-        with self.db.transaction() as conn:
-            clash = conn.execute("SELECT id FROM containers WHERE name = ?", (c.name,)).fetchone()
+        with self.db.transaction():
+            clash = self.table.id_named(c.name)
             if clash:
-                raise Conflict(f'Conflict. The container name "/{c.name}" is already in use by container '
-                               f'"{clash["id"]}". You have to remove (or rename) that container to be able '
-                               f"to reuse that name.")
-            conn.execute("INSERT INTO containers (id, name, image_id, created, config, state) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (c.id, c.name, c.image_id, c.created or time.time(), dumps(c.spec), dumps(c.state)))
+                raise _name_conflict(c.name, clash)
+            self.table.insert(ContainerRow(c.id, c.name, c.image_id, c.created or time.time(), c.spec, c.state),
+                              str(c.status))
 
     def reload(self, c: Container) -> Container | None:
-        row = self.db.query_one("SELECT * FROM containers WHERE id = ?", (c.id,))
+        row = self.table.by_id(c.id)
         return self._row(row) if row else None
 
     def save_state(self, c: Container) -> None:
-        self.db.execute("UPDATE containers SET state = ? WHERE id = ?", (dumps(c.state), c.id))
+        self.table.save_state(c.id, c.state, str(c.status))
         self._notify()
 
     def save_health(self, cid: str, health: dict) -> None:
         """Health alone, in one statement: a check never overwrites a lifecycle change made meanwhile."""
-        self.db.execute("UPDATE containers SET state = json_set(state, '$.Health', json(?)) WHERE id = ?",
-                        (dumps(health), cid))
+        self.table.save_health(cid, health)
         self._notify()
 
     def save_spec(self, c: Container) -> None:
-        self.db.execute("UPDATE containers SET config = ? WHERE id = ?", (dumps(c.spec), c.id))
+        self.table.save_config(c.id, c.spec)
 
     def rename(self, c: Container, new_name: str) -> None:
-        with self.db.transaction() as conn:
-            clash = conn.execute("SELECT id FROM containers WHERE name = ? AND id != ?",
-                                 (new_name, c.id)).fetchone()
+        with self.db.transaction():
+            clash = self.table.id_named(new_name, other_than=c.id)
             if clash:
-                raise Conflict(f'Conflict. The container name "/{new_name}" is already in use by container '
-                               f'"{clash["id"]}". You have to remove (or rename) that container to be able '
-                               f"to reuse that name.")
-            conn.execute("UPDATE containers SET name = ? WHERE id = ?", (new_name, c.id))
+                raise _name_conflict(new_name, clash)
+            self.table.rename(c.id, new_name)
         c.name = new_name
 
     def delete(self, c: Container) -> None:
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
-            conn.execute("DELETE FROM execs WHERE container_id = ?", (c.id,))
+        self.table.delete(c.id)
         self._notify()
+
+
+def _name_conflict(name: str, holder: str) -> Conflict:
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{holder}". You have '
+                    f"to remove (or rename) that container to be able to reuse that name.")

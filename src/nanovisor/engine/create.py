@@ -85,7 +85,7 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
     hc["Runtime"] = runtime
 
     cid = secrets.token_hex(32)
-    name = validate_name(name) if name else generate_name(containers.names())
+    name = validate_name(name) if name else generate_name(containers.name_taken)
     config = merge_config(copy.deepcopy(image.config.get("config") or {}), body)
     config["Image"] = image_ref
     if not config.get("Hostname"):

@@ -1,4 +1,7 @@
-"""Engine facade: containers, images, volumes, networks, exec, system.
+"""Engine facade: containers, images, volumes, networks, exec, system. It wires the parts together and
+delegates; the logic lives with its owner: lifecycle.py (state changes), create.py, listing.py (ps, prune),
+waiting.py (wait), stdio.py (logs, attach), execs.py, netconnect.py, imageops.py, volumes.py, system.py,
+recovery.py (serve start), watcher.py (exits, in serve); SQL only in nanovisor.store.
 
 Everything it returns is shaped like the Docker Engine API (v1.50) so the API server passes it through and
 the CLI prints it with Docker's own field names. Everything it raises is a nanovisor.errors type.
@@ -8,22 +11,20 @@ Usable in-process (embedded CLI) and behind `serve`; both may run on one root at
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from nanovisor.engine import views
+from nanovisor.engine import imageops, listing, netconnect, stdio, views
 from nanovisor.engine.containers import Container, ContainerStore
 from nanovisor.engine.create import create_container
+from nanovisor.engine.diskusage import du
 from nanovisor.engine.events import EventLog
-from nanovisor.engine.filters import container_matcher, match_labels
 from nanovisor.engine.lifecycle import Lifecycle
-from nanovisor.engine.logs import LogReader
-from nanovisor.engine.state import Op, State
 from nanovisor.engine.streams import AttachSession
-from nanovisor.engine.volumes import VolumeStore
+from nanovisor.engine.volumes import VolumeStore, list_volumes, prune_volumes, volume_users
+from nanovisor.engine.watcher import ExitWatcher
 from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotFound
 from nanovisor.images.store import ImageStore
 from nanovisor.paths import Paths
@@ -71,33 +72,15 @@ class Engine:
         if persistent:
             self.lifecycle.on_started = self.watch
         self.persistent = persistent
+        self.watcher = ExitWatcher(self._reap_exited) if persistent else None
         self._execs: dict = {}
         self._started = time.time()
 
     def recover(self) -> None:
-        """On `serve` start: watch running containers again, record exits that happened while nobody watched,
-        and bring back containers whose restart policy says so (after a reboot their monitors are gone)."""
-        if self.network is not None:
-            try:
-                self.network.restore()
-            except Exception as e:  # a network that cannot be restored must not keep the API down
-                print(f"nanovisor: network restore: {e}")
-        for c in self.containers.list():
-            policy = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
-            if c.running and self.lifecycle.monitor_alive(c):
-                self.watch(c)
-                continue
-            fresh = self.lifecycle.reconcile(c)
-            if fresh is None:
-                continue
-            stuck = fresh.status is State.RESTARTING  # its pending restart died with the last serve
-            wants = policy in ("always", "unless-stopped") and fresh.status is State.EXITED \
-                and not fresh.state.get("_ManualStop") and fresh.state.get("_StartSeq", 0) > 0
-            if stuck or wants:
-                try:
-                    self.lifecycle.start(fresh, op=Op.RESPAWN if stuck else Op.START)
-                except Exception as e:
-                    print(f"nanovisor: restart {fresh.id[:12]}: {e}")
+        """On `serve` start (see engine/recovery.py)."""
+        from nanovisor.engine.recovery import recover
+
+        recover(self)
 
     @functools.cached_property
     def network(self):
@@ -110,7 +93,13 @@ class Engine:
 
     # containers ------------------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
-        return self.lifecycle.reconcile(self.containers.get(ref))
+        return self.current(self.containers.get(ref))
+
+    def current(self, c: Container) -> Container:
+        """c in line with reality; in serve, at no process check for the containers it watches."""
+        if self.watcher is None:
+            return self.lifecycle.reconcile(c)
+        return self.watcher.current(c, self.lifecycle.reconcile, lambda c: self.paths.exits / c.id)
 
     def container_create(self, body: dict, name: str | None = None) -> dict:
         c = create_container(body, name, images=self.images, containers=self.containers, volumes=self.volumes,
@@ -125,38 +114,16 @@ class Engine:
 
     def container_list(self, all: bool = False, limit: int = -1, size: bool = False,
                        filters: dict[str, list[str]] | None = None) -> list[dict]:
-        filters = filters or {}
-        match = container_matcher(filters, self.containers.find, self._image_ids)
-        now = time.time()
-        out = []
-        for c in self.containers.list():
-            c = self.lifecycle.reconcile(c)
-            if not all and not c.running and "status" not in filters and "exited" not in filters \
-                    and c.state["Status"] != "restarting":
-                continue
-            if not match(c):
-                continue
-            item = views.summary(c, now)
-            if size:
-                item["SizeRw"] = _du(self.paths.container_dir(c.id) / "upper")
-            out.append(item)
-            if 0 < limit <= len(out):
-                break
-        return out
-
-    def _image_ids(self, ref: str) -> set[str]:
-        try:
-            return {self.images.resolve(ref).id}
-        except NotFound:
-            return set()
+        return listing.list_containers(self, all, limit, size, filters)
 
     def container_inspect(self, ref: str, size: bool = False) -> dict:
         c = self.get(ref)
         out = views.inspect(c, self.paths)
-        out["ExecIDs"] = [r["id"] for r in self.db.query("SELECT id FROM execs WHERE container_id = ?",
-                                                          (c.id,))] or None
+        from nanovisor.engine import execs
+
+        out["ExecIDs"] = execs.ids_of(self, c.id) or None
         if size:
-            out["SizeRw"] = _du(self.paths.container_dir(c.id) / "upper")
+            out["SizeRw"] = du(self.paths.container_dir(c.id) / "upper")
         return out
 
     def container_start(self, ref: str, attached: bool = False) -> None:
@@ -171,21 +138,20 @@ class Engine:
             raise
 
     def watch(self, c: Container) -> None:
-        """In a long-lived process: notice the exit at once (pidfd) and reap; run the healthcheck."""
+        """In a long-lived process: notice the exit at once (pidfd) and reap; run the healthcheck. Called
+        once per run (the lifecycle's on_started, recover)."""
         from nanovisor.engine.health import HealthChecker, health_config
 
         cfg = health_config(c.config)
         if cfg is not None:
             HealthChecker(self, c, cfg).start()
+        if self.watcher is not None:
+            self.watcher.watch(c)
 
-        def run() -> None:
-            self.lifecycle.wait_exit(c, None)
-            try:
-                self.lifecycle.reap(c)
-            except Exception as e:  # keep the daemon alive; the next reader reconciles
-                print(f"nanovisor: reap {c.id[:12]}: {e}")
-
-        threading.Thread(target=run, name=f"watch-{c.id[:12]}", daemon=True).start()
+    def _reap_exited(self, c: Container) -> None:
+        """The watcher's exit handler (a restart policy's new run is watched through on_started)."""
+        self.lifecycle.wait_exit(c, None)
+        self.lifecycle.reap(c)
 
     def container_stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         self.lifecycle.stop(ref, timeout, signal)
@@ -197,63 +163,9 @@ class Engine:
         self.lifecycle.kill(ref, signal)
 
     def container_waiter(self, ref: str, condition: str = "not-running") -> Callable[[], dict]:
-        if condition in ("", None):
-            condition = "not-running"
-        if condition not in ("not-running", "next-exit", "removed"):
-            raise InvalidParameter(f"invalid condition: \"{condition}\"")
-        c = self.get(ref)
-        seq = c.state.get("_StartSeq", 0)
-        running_now = c.running
-        since_ns = time.time_ns()
-        # the run whose exit ends the wait: the current one, or (stopped, or restarting: moby counts a
-        # restarting container as running) the next; a restart policy restarting it does not hide that exit
-        restarting = c.state["Status"] == "restarting"
-        target = seq if running_now else seq + 1
+        from nanovisor.engine.waiting import waiter
 
-        def done(fresh: Container | None) -> dict | None:
-            if fresh is None:  # auto-removed: its last exit code lives on in the die event
-                return {"StatusCode": self._last_exit_code(c), "Error": None}
-            if condition == "removed":
-                return None
-            if fresh.state.get("_ReapedSeq", 0) >= target:
-                return _wait_result(fresh, self._last_exit_code(fresh, since_ns))
-            return None
-
-        def wait() -> dict:
-            nonlocal c
-            while True:
-                fresh = self.containers.reload(c)
-                if fresh is not None:
-                    c = fresh
-                    if fresh.running and not self.persistent:  # serve's watcher reaps; others reap here
-                        self.lifecycle.wait_exit(fresh, 5.0)
-                        self.lifecycle.reconcile(fresh)
-                        fresh = self.containers.reload(fresh)
-                result = done(fresh)
-                if result is not None:
-                    return result
-                if fresh is not None and fresh.running and self.persistent:
-                    self.lifecycle.reconcile(fresh)  # in case nobody watches it (started elsewhere)
-                self.containers.wait_change(0.05)
-
-        if condition == "not-running" and not running_now and not restarting:
-            result = _wait_result(c)
-            return lambda: result
-        return wait
-
-    def _last_exit_code(self, c: Container, since_ns: int = 0) -> int:
-        """The exit code of the container's last exit, or with since_ns of its first exit after that time."""
-        if since_ns:
-            row = self.db.query_one("SELECT attributes FROM events WHERE actor_id = ? AND action = 'die' AND "
-                                    "time_nano >= ? ORDER BY seq LIMIT 1", (c.id, since_ns))
-        else:
-            row = self.db.query_one("SELECT attributes FROM events WHERE actor_id = ? AND action = 'die' "
-                                    "ORDER BY seq DESC LIMIT 1", (c.id,))
-        if row is None:
-            return c.state.get("ExitCode", 0)
-        from nanovisor.store.db import loads
-
-        return int(loads(row["attributes"]).get("exitCode", 0))
+        return waiter(self, ref, condition)
 
     def container_wait(self, ref: str, condition: str = "not-running") -> dict:
         return self.container_waiter(ref, condition)()
@@ -314,45 +226,11 @@ class Engine:
     def container_logs(self, ref: str, stdout: bool = True, stderr: bool = True, follow: bool = False,
                        since: float = 0, until: float = 0, timestamps: bool = False,
                        tail: str = "all") -> Iterator[tuple[int, bytes]]:
-        c = self.get(ref)
-        reader = LogReader(self.paths.container_dir(c.id) / "ctr.log")
-
-        def still_running() -> bool:
-            fresh = self.containers.reload(c)
-            if fresh is None:
-                return False
-            fresh = self.lifecycle.reconcile(fresh)
-            return fresh.running or fresh.state["Status"] == "restarting"
-
-        return reader.read(stdout, stderr, still_running if follow else None, since, until, timestamps, tail)
+        return stdio.logs(self, self.get(ref), stdout, stderr, follow, since, until, timestamps, tail)
 
     def container_attach(self, ref: str, stdin: bool = False, stdout: bool = True, stderr: bool = True,
                          logs: bool = False, stream: bool = True) -> AttachSession:
-        c = self.get(ref)
-        if logs:
-            from nanovisor.engine.replay import LogsThenLive
-
-            lines = self.container_logs(c.id, stdout=stdout, stderr=stderr)
-            live = self.container_attach(c.id, stdin, stdout, stderr) if stream else None
-            return LogsThenLive(lines, live, bool(c.config.get("Tty")))
-        session = AttachSession(self.paths.bundle_dir(c.id), bool(c.config.get("Tty")),
-                                stdin and bool(c.config.get("OpenStdin")), stdout, stderr)
-        if c.running:
-            session.connect()
-            return session
-
-        def on_created(_: Container) -> None:
-            session.connect()
-
-        cancel = self.lifecycle.on_created(c.id, on_created)
-        original_close = session.close
-
-        def close() -> None:
-            cancel()
-            original_close()
-
-        session.close = close  # type: ignore[method-assign]
-        return session
+        return stdio.attach(self, self.get(ref), stdin, stdout, stderr, logs, stream)
 
     def container_resize(self, ref: str, height: int, width: int) -> None:
         from nanovisor.engine.streams import resize_conmon
@@ -384,25 +262,7 @@ class Engine:
         return files.export(self, c)
 
     def container_prune(self, filters: dict[str, list[str]] | None = None) -> dict:
-        filters = filters or {}
-        until = filters.get("until")
-        deleted, space = [], 0
-        for c in self.containers.list():
-            c = self.lifecycle.reconcile(c)
-            if c.running or c.state["Status"] == "restarting":
-                continue
-            if "label" in filters and not match_labels(c.config.get("Labels") or {}, filters["label"]):
-                continue
-            if until:
-                from nanovisor.engine.timefmt import parse_time_filter
-
-                if c.created >= parse_time_filter(until[0]):
-                    continue
-            space += _du(self.paths.container_dir(c.id) / "upper")
-            self.container_remove(c.id)
-            deleted.append(c.id)
-        self.event_log.emit("container", "prune", "", {"reclaimed": str(space)})
-        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": space}
+        return listing.prune_containers(self, filters)
 
     # exec --------------------------------------------------------------------------------------------
     def exec_create(self, ref: str, body: dict) -> dict:
@@ -438,36 +298,20 @@ class Engine:
         return self.images.history(ref)
 
     def image_tag(self, ref: str, repo: str, tag: str | None = None) -> None:
-        target = f"{repo}:{tag}" if tag else repo
-        self.images.tag(ref, target)
-        self.event_log.emit("image", "tag", self.images.resolve(ref).id, {"name": target})
+        imageops.tag(self.images, self.event_log, ref, repo, tag)
 
     def image_remove(self, ref: str, force: bool = False, noprune: bool = False) -> list[dict]:
-        result = self.images.remove(ref, force=force, noprune=noprune)
-        self._collect_registry_blobs()
-        for item in result:
-            for action, value in item.items():
-                self.event_log.emit("image", action.lower().replace("untagged", "untag").replace("deleted", "delete"),
-                                 value, {"name": value})
-        return result
+        return imageops.remove(self.images, self.event_log, ref, force, noprune)
 
     def image_load(self, stream: BinaryIO) -> list[str]:
-        refs = self.images.load(stream)
-        for ref in refs:
-            self.event_log.emit("image", "load", ref, {"name": ref})
-        return refs
+        return imageops.load(self.images, self.event_log, stream)
 
     def image_save(self, refs: list[str]) -> Iterator[bytes]:
-        for ref in refs:
-            self.images.resolve(ref)  # fail before streaming anything
-        return self.images.save(refs)
+        return imageops.save(self.images, refs)
 
     def image_import(self, stream: BinaryIO, repo: str | None = None, tag: str | None = None,
                      changes: list[str] | None = None, message: str = "") -> str:
-        ref = (f"{repo}:{tag}" if tag else repo) if repo else None
-        image = self.images.import_tar(stream, ref, changes, message)
-        self.event_log.emit("image", "import", image.id, {"name": ref or image.id})
-        return image.id
+        return imageops.import_tar(self.images, self.event_log, stream, repo, tag, changes, message)
 
     def _registry_options(self) -> dict:
         from nanovisor.images.registry import DEFAULT_INSECURE
@@ -476,22 +320,10 @@ class Engine:
 
     def image_pull(self, ref: str, platform: str | None = None, auth=None) -> Iterator[dict]:
         """dockerd's progress messages for POST /images/create?fromImage=; raises at the end on error."""
-        from nanovisor.images.registry import pull_stream
-
-        def messages() -> Iterator[dict]:
-            yield from pull_stream(self.images, ref, platform=platform, auth=auth, **self._registry_options())
-            image = self.images.resolve(ref)
-            self.event_log.emit("image", "pull", ref, {"name": ref, "id": image.id})
-        return messages()
+        return imageops.pull(self.images, self.event_log, ref, self._registry_options(), platform, auth)
 
     def image_push(self, ref: str, auth=None) -> Iterator[dict]:
-        from nanovisor.images.registry import push_stream
-
-        self.images.resolve(ref)  # fail before streaming anything
-        def messages() -> Iterator[dict]:
-            yield from push_stream(self.images, ref, auth=auth, **self._registry_options())
-            self.event_log.emit("image", "push", ref, {"name": ref})
-        return messages()
+        return imageops.push(self.images, self.event_log, ref, self._registry_options(), auth)
 
     def registry_login(self, server: str | None, username: str, password: str) -> dict:
         """POST /auth: checks the credentials against the registry (the client stores them)."""
@@ -500,18 +332,7 @@ class Engine:
         return login(server, username, password, save=False, **self._registry_options())
 
     def image_prune(self, filters: dict[str, list[str]] | None = None) -> dict:
-        filters = filters or {}
-        dangling = (filters.get("dangling") or ["true"])[0].lower() in ("1", "true")
-        result = self.images.prune(dangling_only=dangling, filters=filters)
-        self._collect_registry_blobs()
-        return result
-
-    def _collect_registry_blobs(self) -> None:
-        """Compressed blobs kept for push are dropped with the last image that used them."""
-        from nanovisor.images.registry import blobmeta
-
-        blobmeta.ensure(self.images)
-        blobmeta.collect_garbage(self.images)
+        return imageops.prune(self.images, filters)
 
     # volumes -----------------------------------------------------------------------------------------
     def volume_create(self, body: dict) -> dict:
@@ -521,30 +342,10 @@ class Engine:
         return info
 
     def volume_list(self, filters: dict[str, list[str]] | None = None) -> dict:
-        filters = filters or {}
-        used = self._volume_users()
-        out = []
-        for v in self.volumes.list():
-            if "name" in filters and not any(f in v["Name"] for f in filters["name"]):
-                continue
-            if "label" in filters and not match_labels(v["Labels"], filters["label"]):
-                continue
-            if "dangling" in filters:
-                want = filters["dangling"][0].lower() in ("1", "true")
-                if want == bool(used.get(v["Name"])):
-                    continue
-            if "driver" in filters and v["Driver"] not in filters["driver"]:
-                continue
-            out.append(v)
-        return {"Volumes": out, "Warnings": []}
+        return {"Volumes": list_volumes(self.volumes, self._volume_users(), filters or {}), "Warnings": []}
 
     def _volume_users(self) -> dict[str, list[str]]:
-        users: dict[str, list[str]] = {}
-        for c in self.containers.list():
-            for p in c.spec.get("MountPoints") or []:
-                if p["Type"] == "volume":
-                    users.setdefault(p["Name"], []).append(c.id)
-        return users
+        return volume_users(self.containers)
 
     def volume_inspect(self, name: str) -> dict:
         return self.volumes.inspect(name)
@@ -556,21 +357,7 @@ class Engine:
         self.event_log.emit("volume", "destroy", name, {"driver": "local"})
 
     def volume_prune(self, filters: dict[str, list[str]] | None = None) -> dict:
-        filters = filters or {}
-        used = self._volume_users()
-        all_volumes = (filters.get("all") or ["false"])[0].lower() in ("1", "true")
-        deleted, space = [], 0
-        for v in self.volumes.list():
-            if used.get(v["Name"]):
-                continue
-            if not all_volumes and "com.docker.volume.anonymous" not in v["Labels"]:
-                continue
-            if "label" in filters and not match_labels(v["Labels"], filters["label"]):
-                continue
-            space += self.volumes.size(v["Name"])
-            self.volume_remove(v["Name"])
-            deleted.append(v["Name"])
-        return {"VolumesDeleted": deleted or None, "SpaceReclaimed": space}
+        return prune_volumes(self.volumes, self._volume_users(), filters or {}, self.volume_remove)
 
     # networks ----------------------------------------------------------------------------------------
     def network_list(self, filters: dict[str, list[str]] | None = None) -> list[dict]:
@@ -600,43 +387,12 @@ class Engine:
 
     def network_connect(self, ref: str, container: str, endpoint_config: dict | None = None) -> None:
         """Connects a container; a running one gets the interface now, a stopped one at its next start."""
-        from nanovisor.network.wanted import record_connect
-
-        net = self._networks().inspect(ref)
-        c = self.get(container)
-        with self.lifecycle.locks.hold(c.id):
-            c = self.containers.reload(c) or c
-            record_connect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]},
-                           endpoint_config or {})
-            if c.running:
-                result = self.network.connect(ref, c.id, endpoint_config or {})
-                self._network_changed(c, result)
-            self.containers.save_spec(c)
-        self.event_log.emit("network", "connect", net["Id"], {"container": c.id, "name": net["Name"]})
+        net, cid = netconnect.connect(self, self._networks(), ref, container, endpoint_config)
+        self.event_log.emit("network", "connect", net["Id"], {"container": cid, "name": net["Name"]})
 
     def network_disconnect(self, ref: str, container: str, force: bool = False) -> None:
-        from nanovisor.network.wanted import record_disconnect
-
-        net = self._networks().inspect(ref)
-        c = self.get(container)
-        with self.lifecycle.locks.hold(c.id):
-            c = self.containers.reload(c) or c
-            record_disconnect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]})
-            if c.running:
-                result = self.network.disconnect(ref, c.id, force)
-                self._network_changed(c, result)
-            self.containers.save_spec(c)
-        self.event_log.emit("network", "disconnect", net["Id"], {"container": c.id, "name": net["Name"]})
-
-    def _network_changed(self, c: Container, result: dict) -> None:
-        """A running container's endpoints changed: its /etc/hosts, resolv.conf and inspect follow."""
-        if not result:
-            return
-        c.spec["NetworkSettings"] = result.get("NetworkSettings", c.spec.get("NetworkSettings"))
-        cdir = self.paths.container_dir(c.id)
-        for name, key in (("hosts", "hosts"), ("resolv.conf", "resolv_conf")):
-            if result.get(key) is not None:
-                (cdir / name).write_text(result[key])  # bind-mounted file: written in place
+        net, cid = netconnect.disconnect(self, self._networks(), ref, container, force)
+        self.event_log.emit("network", "disconnect", net["Id"], {"container": cid, "name": net["Name"]})
 
     def container_port(self, ref: str) -> dict:
         """NetworkSettings.Ports: {"80/tcp": [{"HostIp": ..., "HostPort": ...}]}."""
@@ -673,26 +429,6 @@ class Engine:
         from nanovisor.engine.system import event_matcher
 
         return self.event_log.read(since, until, event_matcher(filters or {}))
-
-
-def _wait_result(c: Container, code: int | None = None) -> dict:
-    err = c.state.get("Error") or ""
-    return {"StatusCode": c.state.get("ExitCode", 0) if code is None else code,
-            "Error": {"Message": err} if err else None}
-
-
-def _du(path: Path) -> int:
-    total = 0
-    try:
-        for p in path.rglob("*"):
-            try:
-                st = p.lstat()
-                total += st.st_size if not p.is_dir() else 0
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return total
 
 
 def _networking_available() -> bool:

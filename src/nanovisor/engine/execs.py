@@ -11,22 +11,32 @@ import secrets
 
 from nanovisor.engine.streams import ExecSession
 from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, no_such_exec
-from nanovisor.store.db import dumps, loads
+from nanovisor.store.execs import ExecRow, ExecTable
 
 
-def _load(engine, exec_id: str) -> tuple[str, dict, dict]:
-    row = engine.db.query_one("SELECT * FROM execs WHERE id = ?", (exec_id,))
+def _find(engine, exec_id: str) -> ExecRow:
+    table = ExecTable(engine.db)
+    row = table.get(exec_id)
     if row is None:
-        rows = engine.db.query("SELECT * FROM execs WHERE id LIKE ? LIMIT 2", (exec_id + "%",)) \
-            if exec_id and all(c in "0123456789abcdef" for c in exec_id) else []
+        rows = table.by_prefix(exec_id) if exec_id and all(c in "0123456789abcdef" for c in exec_id) else []
         if len(rows) != 1:
             raise no_such_exec(exec_id)
         row = rows[0]
-    return row["container_id"], loads(row["config"]), loads(row["state"])
+    return row
+
+
+def _load(engine, exec_id: str) -> tuple[str, dict, dict]:
+    row = _find(engine, exec_id)
+    return row.container_id, row.config, row.state
 
 
 def _save_state(engine, exec_id: str, state: dict) -> None:
-    engine.db.execute("UPDATE execs SET state = ? WHERE id = ?", (dumps(state), exec_id))
+    ExecTable(engine.db).save_state(exec_id, state)
+
+
+def ids_of(engine, container_id: str) -> list[str]:
+    """The exec sessions of a container (inspect's ExecIDs)."""
+    return ExecTable(engine.db).ids_of(container_id)
 
 
 def create(engine, container, body: dict) -> dict:
@@ -49,8 +59,7 @@ def create(engine, container, body: dict) -> dict:
 
         parse_detach_keys(config["DetachKeys"])  # a bad sequence is a 400 here, not at start
     state = {"Running": False, "ExitCode": None, "Pid": 0, "Started": False}
-    engine.db.execute("INSERT INTO execs (id, container_id, config, state) VALUES (?,?,?,?)",
-                      (exec_id, container.id, dumps(config), dumps(state)))
+    ExecTable(engine.db).insert(ExecRow(exec_id, container.id, config, state))
     engine.lifecycle.event(container, "exec_create: " + " ".join(cmd), execID=exec_id)
     return {"Id": exec_id}
 
@@ -121,10 +130,10 @@ def resize(engine, exec_id: str, height: int, width: int) -> None:
 
 
 def inspect(engine, exec_id: str) -> dict:
-    cid, config, state = _load(engine, exec_id)
-    row = engine.db.query_one("SELECT id FROM execs WHERE container_id = ? AND id LIKE ?", (cid, exec_id + "%"))
+    row = _find(engine, exec_id)
+    cid, config, state = row.container_id, row.config, row.state
     cmd = config.get("Cmd") or []
-    return {"ID": row["id"] if row else exec_id, "Running": state.get("Running", False),
+    return {"ID": row.id, "Running": state.get("Running", False),
             "ExitCode": state.get("ExitCode"), "ProcessConfig": {
                 "tty": bool(config.get("Tty")), "entrypoint": cmd[0] if cmd else "", "arguments": cmd[1:],
                 "privileged": bool(config.get("Privileged")), "user": config.get("User") or ""},

@@ -11,6 +11,7 @@ of them may die without losing an exit code: conmon has already written it to a 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal as signals
 import subprocess
@@ -33,6 +34,8 @@ from nanovisor.runtime.base import CreateOptions
 from nanovisor.runtime.oci import start_exit_code
 from nanovisor.runtime.registry import RuntimeRegistry
 from nanovisor.snapshots.overlay import OverlaySnapshot
+
+log = logging.getLogger("nanovisor.engine")
 
 DEFAULT_STOP_TIMEOUT = 10
 INIT_BINARY = "/usr/bin/tini-static"
@@ -117,7 +120,7 @@ class Lifecycle:
             try:
                 hook(c)
             except Exception as e:  # an attach that failed must not fail the start
-                print(f"nanovisor: attach hook: {e}", file=sys.stderr)
+                log.warning("attach hook: %s", e)
 
     def exit_command(self, c: Container) -> list[str]:
         return [sys.executable, "-m", "nanovisor", "--root", str(self.paths.root), "container", "cleanup", c.id]
@@ -413,7 +416,7 @@ class Lifecycle:
             except NotModified:  # stopped, or brought back by someone else, meanwhile
                 pass
             except NanovisorError as e:
-                print(f"nanovisor: restart {c.id[:12]}: {e}", file=sys.stderr)
+                log.warning("restart %s: %s", c.id[:12], e)
 
         if self.persistent and threading.current_thread() is not threading.main_thread():
             go()

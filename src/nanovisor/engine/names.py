@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable, Container
 
 from nanovisor.errors import InvalidParameter
 
@@ -38,12 +39,14 @@ wilbur wiles williams williamson wilson wing wozniak wright wu yalow yonath zhuk
 _VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
-def generate_name(taken: set[str]) -> str:
+def generate_name(taken: Container[str] | Callable[[str], bool]) -> str:
+    """taken: the names in use, or a function telling whether one is (an indexed lookup per try)."""
+    is_taken = taken if callable(taken) else taken.__contains__
     for attempt in range(20):
         name = f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}"
         if attempt > 5:
             name += str(secrets.randbelow(10))
-        if name not in taken:
+        if not is_taken(name):
             return name
     return f"{secrets.choice(_LEFT)}_{secrets.token_hex(4)}"
 

@@ -44,10 +44,12 @@ def _vm_accelerator() -> dict:
 
 def info(engine) -> dict:
     counts = {"running": 0, "paused": 0, "stopped": 0}
-    containers = [engine.lifecycle.reconcile(c) for c in engine.containers.list()]
-    for c in containers:
-        key = "paused" if c.state.get("Paused") else "running" if c.running else "stopped"
-        counts[key] += 1
+    total = engine.containers.count()
+    for c in engine.containers.iter(statuses=["running", "paused", "restarting"]):  # by index: live ones only
+        c = engine.current(c)
+        if c.running:
+            counts["paused" if c.state.get("Paused") else "running"] += 1
+    counts["stopped"] = total - counts["running"] - counts["paused"]
     vm = _vm_accelerator()
     runtimes = engine.runtimes.info()
     if "nanovisor-vm" in runtimes:
@@ -56,11 +58,10 @@ def info(engine) -> dict:
     if engine.network is None:
         warnings.append("WARNING: bridge networking is not available yet; containers get loopback only")
     return {
-        "ID": engine.db.query_one("SELECT COALESCE((SELECT value FROM kv WHERE key='engine-id'), '') AS v")["v"]
-        or _engine_id(engine),
-        "Containers": len(containers), "ContainersRunning": counts["running"],
+        "ID": _engine_id(engine),
+        "Containers": total, "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
-        "Images": len(engine.images.list()), "Driver": "overlay2",
+        "Images": engine.images.count(), "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
                     "Log": ["k8s-file"]},
@@ -88,14 +89,17 @@ def info(engine) -> dict:
 
 
 def _engine_id(engine) -> str:
+    """Made once per root, on first ask."""
     import uuid
 
-    value = str(uuid.uuid4()).upper()
-    engine.db.execute("INSERT OR IGNORE INTO kv (key, value) VALUES ('engine-id', ?)", (value,))
-    return engine.db.query_one("SELECT value FROM kv WHERE key='engine-id'")["value"]
+    from nanovisor.store.kv import KV
+
+    kv = KV(engine.db)
+    return kv.get("engine-id") or kv.setdefault("engine-id", str(uuid.uuid4()).upper())
 
 
 def df(engine) -> dict:
+    from nanovisor.engine.diskusage import du
     from nanovisor.engine.views import summary
 
     now = time.time()
@@ -103,9 +107,7 @@ def df(engine) -> dict:
     containers = []
     for c in engine.containers.list():
         item = summary(c, now)
-        from nanovisor.engine.engine import _du
-
-        item["SizeRw"] = _du(engine.paths.container_dir(c.id) / "upper")
+        item["SizeRw"] = du(engine.paths.container_dir(c.id) / "upper")
         item["SizeRootFs"] = item["SizeRw"] + next((i.get("Size", 0) for i in images if i["Id"] == c.image_id), 0)
         containers.append(item)
     users = engine._volume_users()

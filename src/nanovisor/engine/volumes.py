@@ -7,10 +7,12 @@ import secrets
 import time
 from pathlib import Path
 
+from nanovisor.engine.filters import match_labels
 from nanovisor.engine.timefmt import rfc3339
 from nanovisor.errors import Conflict, InvalidParameter, no_such_volume
 from nanovisor.rmtree import remove_tree
-from nanovisor.store.db import Database, dumps, loads
+from nanovisor.store.db import Database
+from nanovisor.store.volumes import VolumeRow, VolumeTable
 
 _VALID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -19,6 +21,7 @@ class VolumeStore:
     def __init__(self, root: Path, db: Database) -> None:
         self.root = root
         self.db = db
+        self.table = VolumeTable(db)
 
     def path(self, name: str) -> Path:
         return self.root / name / "_data"
@@ -37,26 +40,27 @@ class VolumeStore:
         labels = dict(labels or {})
         if anonymous:
             labels.setdefault("com.docker.volume.anonymous", "")
-        with self.db.transaction() as conn:
-            if conn.execute("SELECT 1 FROM volumes WHERE name = ?", (name,)).fetchone() is None:
-                conn.execute("INSERT INTO volumes (name, created, driver, labels, options) VALUES (?,?,?,?,?)",
-                             (name, time.time(), "local", dumps(labels), dumps(options or {})))
+        with self.db.transaction():
+            if self.table.insert_new(VolumeRow(name, time.time(), "local", labels, options or {})):
                 self.path(name).mkdir(parents=True, exist_ok=True)
         return self.inspect(name)
 
     def exists(self, name: str) -> bool:
-        return self.db.query_one("SELECT 1 FROM volumes WHERE name = ?", (name,)) is not None
+        return self.table.exists(name)
 
     def inspect(self, name: str) -> dict:
-        row = self.db.query_one("SELECT * FROM volumes WHERE name = ?", (name,))
+        row = self.table.get(name)
         if row is None:
             raise no_such_volume(name)
-        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": str(self.path(row["name"])),
-                "CreatedAt": rfc3339(row["created"]).split(".")[0] + "Z", "Labels": loads(row["labels"]) or {},
-                "Scope": "local", "Options": loads(row["options"]) or {}}
+        return self._view(row)
+
+    def _view(self, row: VolumeRow) -> dict:
+        return {"Name": row.name, "Driver": row.driver, "Mountpoint": str(self.path(row.name)),
+                "CreatedAt": rfc3339(row.created).split(".")[0] + "Z", "Labels": row.labels,
+                "Scope": "local", "Options": row.options}
 
     def list(self) -> list[dict]:
-        return [self.inspect(r["name"]) for r in self.db.query("SELECT name FROM volumes ORDER BY name")]
+        return [self._view(r) for r in self.table.all()]
 
     def remove(self, name: str, users: list[str]) -> None:
         """users: ids of containers that mount it (any state): Docker refuses then, even with force."""
@@ -64,7 +68,7 @@ class VolumeStore:
             raise no_such_volume(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        self.db.execute("DELETE FROM volumes WHERE name = ?", (name,))
+        self.table.delete(name)
         remove_tree(self.root / name, ignore_errors=True)
 
     def size(self, name: str) -> int:
@@ -76,3 +80,49 @@ class VolumeStore:
             except OSError:
                 pass
         return total
+
+
+def volume_users(containers) -> dict[str, list[str]]:
+    """volume name → ids of the containers that mount it (any state)."""
+    users: dict[str, list[str]] = {}
+    for c in containers.list():
+        for p in c.spec.get("MountPoints") or []:
+            if p["Type"] == "volume":
+                users.setdefault(p["Name"], []).append(c.id)
+    return users
+
+
+def list_volumes(volumes: VolumeStore, users: dict[str, list[str]], filters: dict[str, list[str]]) -> list[dict]:
+    """`volume ls` with Docker's name, label, dangling and driver filters."""
+    out = []
+    for v in volumes.list():
+        if "name" in filters and not any(f in v["Name"] for f in filters["name"]):
+            continue
+        if "label" in filters and not match_labels(v["Labels"], filters["label"]):
+            continue
+        if "dangling" in filters:
+            want = filters["dangling"][0].lower() in ("1", "true")
+            if want == bool(users.get(v["Name"])):
+                continue
+        if "driver" in filters and v["Driver"] not in filters["driver"]:
+            continue
+        out.append(v)
+    return out
+
+
+def prune_volumes(volumes: VolumeStore, users: dict[str, list[str]], filters: dict[str, list[str]],
+                  remove) -> dict:
+    """Unused anonymous volumes (all unused ones with all=true); remove(name) removes one."""
+    all_volumes = (filters.get("all") or ["false"])[0].lower() in ("1", "true")
+    deleted, space = [], 0
+    for v in volumes.list():
+        if users.get(v["Name"]):
+            continue
+        if not all_volumes and "com.docker.volume.anonymous" not in v["Labels"]:
+            continue
+        if "label" in filters and not match_labels(v["Labels"], filters["label"]):
+            continue
+        space += volumes.size(v["Name"])
+        remove(v["Name"])
+        deleted.append(v["Name"])
+    return {"VolumesDeleted": deleted or None, "SpaceReclaimed": space}

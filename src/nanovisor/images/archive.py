@@ -362,8 +362,7 @@ def load_archive(store: ImageStore, stream: BinaryIO) -> list[str]:
             raise InvalidParameter(f"invalid archive: malformed manifest ({type(e).__name__}: {e})") from None
     finally:
         if added:  # release our leases: layers no loaded image uses are collected now
-            marks = ",".join("?" * len(added))
-            store.db.execute(f"DELETE FROM layer_leases WHERE diff_id IN ({marks})", tuple(added))
+            store.tables.release(added)
             store.collect_garbage()
         release(buffered, stream)
     return list(dict.fromkeys(loaded))

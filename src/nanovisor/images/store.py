@@ -24,14 +24,11 @@ from nanovisor.images import reference
 from nanovisor.images.content import BlobStore, digest_of
 from nanovisor.paths import Paths
 from nanovisor.rmtree import remove_tree
+from nanovisor.store.containers import ContainerTable
 from nanovisor.store.db import Database
+from nanovisor.store.images import ImageRow, ImageTables
+from nanovisor.store.kv import KV
 
-EXTRA_SCHEMA = """
-CREATE TABLE IF NOT EXISTS layer_leases (   -- layers being used by an image not yet committed
-    diff_id TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-"""
 LEASE_SECONDS = 600
 _HEX = re.compile(r"^[a-f0-9]{1,64}$")
 
@@ -92,20 +89,19 @@ class ImageStore:
         self.paths = paths
         self.db = db
         self.blobs = BlobStore(paths)
-        db.execute(EXTRA_SCHEMA)
+        self.tables = ImageTables(db)
 
     # -- lookup ------------------------------------------------------------------------------------
 
     def _image(self, image_id: str) -> Image:
-        row = self.db.query_one("SELECT id, created, config, size FROM images WHERE id=?", (image_id,))
+        row = self.tables.image(image_id)
         if row is None:
             raise no_such_image(image_id)
         return self._from_row(row)
 
-    def _from_row(self, row) -> Image:
-        refs = [r["ref"] for r in self.db.query("SELECT ref FROM image_refs WHERE image_id=? ORDER BY ref",
-                                                (row["id"],))]
-        return Image(id=row["id"], config=json.loads(row["config"]), created=row["created"], size=row["size"],
+    def _from_row(self, row: ImageRow) -> Image:
+        refs = self.tables.refs_of(row.id)
+        return Image(id=row.id, config=row.config, created=row.created, size=row.size,
                      repo_tags=[r for r in refs if "@" not in r], repo_digests=[r for r in refs if "@" in r])
 
     def get(self, image_id: str) -> Image:
@@ -131,14 +127,13 @@ class ImageStore:
         except InvalidParameter:
             parsed = None
         if parsed is not None:
-            row = self.db.query_one("SELECT image_id FROM image_refs WHERE ref=?", (parsed.stored(),))
-            if row is not None:
-                return row["image_id"]
+            found = self.tables.target(parsed.stored())
+            if found is not None:
+                return found
             if parsed.digest:  # name@digest also matches the manifest digest recorded at load/pull time
-                rows = self.db.query("SELECT image_id FROM image_refs WHERE ref LIKE ?",
-                                     (f"{parsed.name}@{parsed.digest}",))
-                if rows:
-                    return rows[0]["image_id"]
+                found = self.tables.target_like(f"{parsed.name}@{parsed.digest}")
+                if found is not None:
+                    return found
         if _HEX.match(ref):
             found = self._by_prefix(ref, ref, missing_ok=True)
             if found:
@@ -146,22 +141,23 @@ class ImageStore:
         raise no_such_image(ref)
 
     def _by_prefix(self, hexpart: str, ref: str, missing_ok: bool = False) -> str:
-        rows = self.db.query("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2",
-                             ("sha256:" + hexpart, "sha256:" + hexpart + "g"))
-        if len(rows) > 1:  # ambiguous prefix: moby answers "No such image" too
+        ids = self.tables.ids_with_prefix("sha256:" + hexpart, limit=2)
+        if len(ids) > 1:  # ambiguous prefix: moby answers "No such image" too
             raise no_such_image(ref)
-        if rows:
-            return rows[0]["id"]
+        if ids:
+            return ids[0]
         if missing_ok:
             return ""
         raise no_such_image(ref)
 
     def list(self) -> list[Image]:
-        rows = self.db.query("SELECT id, created, config, size FROM images ORDER BY created DESC")
-        return [self._from_row(r) for r in rows]
+        return [self._from_row(r) for r in self.tables.images()]
 
     def exists(self, image_id: str) -> bool:
-        return self.db.query_one("SELECT 1 FROM images WHERE id=?", (image_id,)) is not None
+        return self.tables.exists(image_id)
+
+    def count(self) -> int:
+        return self.tables.count()
 
     # -- layers -----------------------------------------------------------------------------------
 
@@ -173,15 +169,13 @@ class ImageStore:
         return [self.layer_path(d) / "diff" for d in reversed(image.diff_ids)]
 
     def has_layer(self, diff_id: str) -> bool:
-        return (self.db.query_one("SELECT 1 FROM layers WHERE diff_id=?", (diff_id,)) is not None
-                and (self.layer_path(diff_id) / "diff").is_dir())
+        return self.tables.layer_size(diff_id) is not None and (self.layer_path(diff_id) / "diff").is_dir()
 
     def layer_tar_size(self, diff_id: str) -> int:
         return json.loads((self.layer_path(diff_id) / "meta.json").read_text())["tar_size"]
 
     def layer_size(self, diff_id: str) -> int:
-        row = self.db.query_one("SELECT size FROM layers WHERE diff_id=?", (diff_id,))
-        return row["size"] if row else 0
+        return self.tables.layer_size(diff_id) or 0
 
     def add_layer(self, tar_stream: BinaryIO) -> str:
         """Unpacks a (possibly compressed) layer tar once; returns its diff_id. The layer is leased for a
@@ -189,11 +183,9 @@ class ImageStore:
         from nanovisor.images.unpack import unpack_layer  # tar machinery only when a layer arrives
 
         info = unpack_layer(tar_stream, self.paths.layers)
-        with self.db.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO layers (diff_id, size, created) VALUES (?, ?, ?)",
-                         (info.diff_id, info.size, time.time()))
-            conn.execute("INSERT INTO layer_leases (diff_id, expires) VALUES (?, ?)",
-                         (info.diff_id, time.time() + LEASE_SECONDS))
+        with self.db.transaction():
+            self.tables.add_layer(info.diff_id, info.size, time.time())
+            self.tables.lease(info.diff_id, time.time() + LEASE_SECONDS)
         if not (info.path / "diff").is_dir():  # lost a race against a collection of the same layer
             raise Conflict(f"layer {info.diff_id} was removed while being added; retry")
         return info.diff_id
@@ -225,42 +217,36 @@ class ImageStore:
         except UnicodeDecodeError:
             raise InvalidParameter("invalid image config: not UTF-8") from None
         created = parse_created(config.get("created"))
-        with self.db.transaction() as conn:
+        with self.db.transaction():
             image_id = self.blobs.put(data)  # inside the transaction: a collection cannot race it
             size = 0
             for d in diff_ids:
-                row = conn.execute("SELECT size FROM layers WHERE diff_id=?", (d,)).fetchone()
-                if row is None or not (self.layer_path(d) / "diff").is_dir():
+                layer_size = self.tables.layer_size(d)
+                if layer_size is None or not (self.layer_path(d) / "diff").is_dir():
                     raise InvalidParameter(f"layer {d} of image {image_id} is not present")
-                size += row["size"]
-            conn.execute("INSERT OR IGNORE INTO images (id, created, config, manifest, size) VALUES (?,?,?,?,?)",
-                         (image_id, created, text, json.dumps(manifest) if manifest else None, size))
+                size += layer_size
+            self.tables.insert_image(image_id, created, text, manifest, size)
             for r in stored_refs + [reference.normalize(r) for r in (repo_digests or [])]:
-                conn.execute("INSERT OR REPLACE INTO image_refs (ref, image_id) VALUES (?, ?)", (r, image_id))
+                self.tables.put_ref(r, image_id)
             if stored_refs:
-                self._touch_tag(conn, image_id)
-            marks = ",".join("?" * len(diff_ids))
-            conn.execute(f"DELETE FROM layer_leases WHERE expires < ? OR diff_id IN ({marks})",
-                         (time.time(), *diff_ids))
+                self._touch_tag(image_id)
+            self.tables.release(diff_ids, expired_before=time.time())
         return self._image(image_id)
 
-    def _touch_tag(self, conn, image_id: str) -> None:
-        conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
-                     ("lasttag:" + image_id, rfc3339(time.time())))
+    def _touch_tag(self, image_id: str) -> None:
+        KV(self.db).put("lasttag:" + image_id, rfc3339(time.time()))
 
     def last_tag_time(self, image_id: str) -> str:
-        row = self.db.query_one("SELECT value FROM kv WHERE key=?", ("lasttag:" + image_id,))
-        return row["value"] if row else "0001-01-01T00:00:00Z"
+        return KV(self.db).get("lasttag:" + image_id) or "0001-01-01T00:00:00Z"
 
     def tag(self, ref: str, new_ref: str) -> None:
         image_id = self.resolve_id(ref)
         parsed = reference.parse(new_ref)
         if parsed.digest:
             raise InvalidParameter("refusing to create a tag with a digest reference")
-        with self.db.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO image_refs (ref, image_id) VALUES (?, ?)",
-                         (parsed.stored(), image_id))
-            self._touch_tag(conn, image_id)
+        with self.db.transaction():
+            self.tables.put_ref(parsed.stored(), image_id)
+            self._touch_tag(image_id)
 
     def import_tar(self, stream: BinaryIO, ref: str | None = None, changes: list[str] | None = None,
                    message: str = "") -> Image:
@@ -288,23 +274,10 @@ class ImageStore:
 
     def _containers_using(self, image_id: str) -> list[tuple[str, bool]]:
         """(container id, running) of containers created from image_id."""
-        try:
-            rows = self.db.query("SELECT id, state FROM containers WHERE image_id=? ORDER BY created",
-                                 (image_id,))
-        except Exception:  # noqa: BLE001 - a root without the containers table has no containers
-            return []
-        out = []
-        for r in rows:
-            try:
-                state = json.loads(r["state"]) or {}
-            except ValueError:
-                state = {}
-            out.append((r["id"], bool(state.get("Running"))))
-        return out
+        return ContainerTable(self.db).using_image(image_id)
 
     def _refs_of(self, image_id: str) -> list[str]:
-        return [r["ref"] for r in self.db.query("SELECT ref FROM image_refs WHERE image_id=? ORDER BY ref",
-                                                (image_id,))]
+        return self.tables.refs_of(image_id)
 
     @staticmethod
     def _single_reference(refs: list[str]) -> bool:
@@ -383,14 +356,14 @@ class ImageStore:
         return image_id.startswith(ref) or image_id.removeprefix("sha256:").startswith(ref)
 
     def _untag(self, stored: str, records: list[dict]) -> None:
-        self.db.execute("DELETE FROM image_refs WHERE ref=?", (stored,))
+        self.tables.delete_ref(stored)
         records.append({"Untagged": stored})
 
     def _delete_image(self, image_id: str) -> list[dict]:
         """Drops the image row (inside the caller's transaction); its layers go in collect_garbage."""
         img = self._image(image_id)
-        self.db.execute("DELETE FROM images WHERE id=?", (image_id,))
-        self.db.execute("DELETE FROM kv WHERE key=?", ("lasttag:" + image_id,))
+        self.tables.delete_image(image_id)
+        KV(self.db).delete("lasttag:" + image_id)
         self.blobs.delete(image_id)
         records = [{"Deleted": image_id}]
         used = self._used_layers()
@@ -400,26 +373,20 @@ class ImageStore:
         return records
 
     def _used_layers(self) -> set[str]:
-        used: set[str] = set()
-        for r in self.db.query("SELECT config FROM images"):
-            used.update(json.loads(r["config"]).get("rootfs", {}).get("diff_ids") or [])
-        now = time.time()
-        used.update(r["diff_id"] for r in self.db.query("SELECT diff_id FROM layer_leases WHERE expires >= ?",
-                                                        (now,)))
-        return used
+        return self.tables.diff_ids_in_use() | self.tables.leased(time.time())
 
     def collect_garbage(self) -> int:
         """Removes layers and config blobs no image refers to; returns bytes reclaimed (content size)."""
         reclaimed = 0
         doomed: list[Path] = []
-        with self.db.transaction() as conn:
+        with self.db.transaction():
             used = self._used_layers()
-            conn.execute("DELETE FROM layer_leases WHERE expires < ?", (time.time(),))
-            for r in conn.execute("SELECT diff_id, size FROM layers").fetchall():
-                if r["diff_id"] not in used:
-                    conn.execute("DELETE FROM layers WHERE diff_id=?", (r["diff_id"],))
-                    reclaimed += r["size"]
-                    path = self.layer_path(r["diff_id"])
+            self.tables.release([], expired_before=time.time())
+            for diff_id, size in self.tables.layers():
+                if diff_id not in used:
+                    self.tables.delete_layer(diff_id)
+                    reclaimed += size
+                    path = self.layer_path(diff_id)
                     if path.exists():
                         trash = path.with_name(".gc-" + path.name + f"-{os.getpid()}-{time.monotonic_ns()}")
                         os.rename(path, trash)  # gone from view atomically, before the transaction ends
@@ -493,8 +460,7 @@ class ImageStore:
         try:
             return self.blobs.read(image.id)
         except NotFound:  # config only in the DB (should not happen): the DB text is the same bytes
-            row = self.db.query_one("SELECT config FROM images WHERE id=?", (image.id,))
-            data = row["config"].encode()
+            data = (self.tables.config_text(image.id) or "").encode()
             if digest_of(data) != image.id:
                 raise
             return data

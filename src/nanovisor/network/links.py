@@ -40,6 +40,17 @@ def link_names() -> set[str]:
         return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
 
+def link_exists(name: str) -> bool:
+    """One interface by name (an ioctl: constant cost, where link_names() lists every veth on the host)."""
+    import socket
+
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
 def sysctl(path: str, value: str) -> None:
     with open(f"/proc/sys/{path}", "w") as f:
         f.write(value)

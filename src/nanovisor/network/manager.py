@@ -209,11 +209,10 @@ class NetworkManager(Networks):
     def _container_name(self, cid: str, name: str | None) -> str:
         if name:
             return name.lstrip("/")
-        try:
-            row = self.db.query_one("SELECT name FROM containers WHERE id = ?", (cid,))
-        except Exception:
-            row = None
-        return row["name"].lstrip("/") if row else cid[:12]
+        from nanovisor.store.containers import ContainerTable
+
+        name = ContainerTable(self.db).name_of(cid)
+        return name.lstrip("/") if name else cid[:12]
 
     def _add_endpoint(self, cid: str, ref: str, conf: dict, sandbox: dict) -> EndpointRec:
         net = self.get(ref)
@@ -225,7 +224,7 @@ class NetworkManager(Networks):
         if want_ip and not net.spec.get("UserSubnet"):
             raise InvalidParameter("user specified IP address is supported only when connecting to networks "
                                    "with user configured subnets")
-        present = net.bridge in links.link_names()
+        present = links.link_exists(net.bridge)
         if not net.is_default or not present:
             with host_lock():
                 self._materialize_quiet(net)
@@ -237,7 +236,7 @@ class NetworkManager(Networks):
             existing = self.store.endpoints(container_id=cid)
             if any(e.network_id == net.id for e in existing):
                 raise Forbidden(f"endpoint with name {sandbox['name']} already exists in network {net.name}")
-            used = {ipaddress.IPv4Address(e.ip) for e in self.store.endpoints(network_id=net.id)}
+            used = {ipaddress.IPv4Address(ip) for ip in self.store.ips(net.id)}
             used.add(ipaddress.IPv4Address(net.spec["Gateway"]))
             if want_ip:
                 ip = ipam.request(subnet, ipam.parse_addr(want_ip), used)

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nanovisor.network import dnsproto
+from nanovisor.store.networks import peers
 
 MAX_FDS = 64
 
@@ -56,11 +57,8 @@ class Names:
 
     def _peers(self, cid: str) -> list[tuple[str, str, dict]]:
         """(network name, ip, endpoint spec) of every endpoint sharing a DNS-enabled network with cid."""
-        rows = self.conn.execute(
-            "SELECT n.name, n.spec AS nspec, e.ip, e.spec FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
-            "WHERE e.network_id IN (SELECT network_id FROM net_endpoints WHERE container_id = ?)", (cid,)).fetchall()
         out = []
-        for netname, nspec, ip, spec in rows:
+        for netname, nspec, ip, spec in peers(self.conn, cid):
             if json.loads(nspec).get("Default"):
                 continue
             out.append((netname, ip, json.loads(spec)))

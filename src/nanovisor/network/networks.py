@@ -263,10 +263,9 @@ class Networks:
 
     def sync_rules(self) -> None:
         """Render the nftables table from the database for the bridges that exist right now."""
-        present = links.link_names()
         bridges, addr_of = [], {}
         for n in self.store.networks():
-            if n.spec["Driver"] != "bridge" or n.bridge not in present:
+            if n.spec["Driver"] != "bridge" or not links.link_exists(n.bridge):
                 continue
             bridges.append(nft.BridgeRules(n.bridge, n.spec["Subnet"], self.outbound and not n.spec.get("Internal"),
                                            bool(n.spec.get("Masquerade"))))

@@ -8,74 +8,36 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from nanovisor.images.store import LEASE_SECONDS, ImageStore
+from nanovisor.store.images import BlobRow
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS registry_blobs (     -- compressed layer blobs we hold or have seen
-    digest TEXT PRIMARY KEY,
-    diff_id TEXT NOT NULL,
-    media_type TEXT NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS registry_blobs_diff_id ON registry_blobs (diff_id);
-CREATE TABLE IF NOT EXISTS registry_blob_sources (  -- where a blob is known to exist
-    digest TEXT NOT NULL,
-    registry TEXT NOT NULL,
-    repo TEXT NOT NULL,
-    PRIMARY KEY (digest, registry, repo)
-);
-"""
-
-
-@dataclass
-class BlobInfo:
-    digest: str
-    diff_id: str
-    media_type: str
-    size: int
-
-
-def ensure(store: ImageStore) -> None:
-    for stmt in SCHEMA.split(";"):
-        if stmt.strip():
-            store.db.execute(stmt)
+BlobInfo = BlobRow  # the name the registry code knows it by
 
 
 def lookup(store: ImageStore, digest: str) -> BlobInfo | None:
-    row = store.db.query_one("SELECT digest, diff_id, media_type, size FROM registry_blobs WHERE digest=?",
-                             (digest,))
-    return BlobInfo(row["digest"], row["diff_id"], row["media_type"], row["size"]) if row else None
+    return store.tables.blob(digest)
 
 
 def for_diff_id(store: ImageStore, diff_id: str) -> list[BlobInfo]:
     """Compressed blobs of a layer that are present in the BlobStore."""
-    rows = store.db.query("SELECT digest, diff_id, media_type, size FROM registry_blobs WHERE diff_id=?",
-                          (diff_id,))
-    return [BlobInfo(r["digest"], r["diff_id"], r["media_type"], r["size"]) for r in rows
-            if store.blobs.has(r["digest"])]
+    return [b for b in store.tables.blobs_of_layer(diff_id) if store.blobs.has(b.digest)]
 
 
 def sources(store: ImageStore, digest: str, registry: str) -> list[str]:
-    rows = store.db.query("SELECT repo FROM registry_blob_sources WHERE digest=? AND registry=? ORDER BY repo",
-                          (digest, registry))
-    return [r["repo"] for r in rows]
+    return store.tables.blob_sources(digest, registry)
 
 
 def record(store: ImageStore, info: BlobInfo, registry: str | None = None, repo: str | None = None) -> None:
-    with store.db.transaction() as conn:
-        conn.execute("INSERT OR REPLACE INTO registry_blobs (digest, diff_id, media_type, size) VALUES (?,?,?,?)",
-                     (info.digest, info.diff_id, info.media_type, info.size))
+    with store.db.transaction():
+        store.tables.put_blob(info)
         if registry and repo:
-            conn.execute("INSERT OR IGNORE INTO registry_blob_sources (digest, registry, repo) VALUES (?,?,?)",
-                         (info.digest, registry, repo))
+            store.tables.add_blob_source(info.digest, registry, repo)
 
 
 def record_source(store: ImageStore, digest: str, registry: str, repo: str) -> None:
-    store.db.execute("INSERT OR IGNORE INTO registry_blob_sources (digest, registry, repo) VALUES (?,?,?)",
-                     (digest, registry, repo))
+    store.tables.add_blob_source(digest, registry, repo)
 
 
 def commit_file(store: ImageStore, path: Path, digest: str) -> None:
@@ -94,22 +56,19 @@ def commit_file(store: ImageStore, path: Path, digest: str) -> None:
 def lease(store: ImageStore, diff_id: str) -> None:
     """Keeps a present layer from garbage collection until the image that uses it is created (the pull
     found it already there). Uses ImageStore's lease table; ImageStore.create_image_* clears it."""
-    store.db.execute("INSERT INTO layer_leases (diff_id, expires) VALUES (?, ?)",
-                     (diff_id, time.time() + LEASE_SECONDS))
+    store.tables.lease(diff_id, time.time() + LEASE_SECONDS)
 
 
 def collect_garbage(store: ImageStore) -> int:
     """Deletes compressed blobs whose layer is gone; returns bytes freed. Call after
     ImageStore.collect_garbage (the lead wires this in)."""
     freed = 0
-    with store.db.transaction() as conn:
-        rows = conn.execute("SELECT digest, size FROM registry_blobs WHERE diff_id NOT IN "
-                            "(SELECT diff_id FROM layers)").fetchall()
-        for r in rows:
-            conn.execute("DELETE FROM registry_blobs WHERE digest=?", (r["digest"],))
-            conn.execute("DELETE FROM registry_blob_sources WHERE digest=?", (r["digest"],))
-    for r in rows:
-        if store.blobs.has(r["digest"]):
-            freed += r["size"]
-            store.blobs.delete(r["digest"])
+    with store.db.transaction():
+        orphans = store.tables.orphan_blobs()
+        for b in orphans:
+            store.tables.delete_blob(b.digest)
+    for b in orphans:
+        if store.blobs.has(b.digest):
+            freed += b.size
+            store.blobs.delete(b.digest)
     return freed

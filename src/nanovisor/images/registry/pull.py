@@ -49,7 +49,6 @@ def pull(store: ImageStore, ref: str, *, auth: AuthConfig | dict | None = None, 
     parsed = reference.parse(ref)
     if isinstance(auth, dict):
         auth = AuthConfig.from_dict(auth)
-    blobmeta.ensure(store)
     client = for_registry(parsed.domain, auth, [f"repository:{parsed.path}:pull"], insecure_registries,
                           certs_dir)
     job = _Pull(store, parsed, client, P.Reporter(progress), platform, max_concurrent, retries, retry_delay,

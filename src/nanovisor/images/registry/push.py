@@ -54,7 +54,6 @@ def push(store: ImageStore, ref: str, *, auth: AuthConfig | dict | None = None, 
     tags = [parsed.tag] if parsed.tag else _local_tags(store, parsed)
     if not tags:
         raise NotFound(f"An image does not exist locally with the tag: {parsed.name}")
-    blobmeta.ensure(store)
     report = P.Reporter(progress)
     report(P.status(f"The push refers to repository [{parsed.full_name}]"))
     client = for_registry(parsed.domain, auth, [f"repository:{parsed.path}:pull,push"], insecure_registries,
@@ -72,8 +71,7 @@ def push(store: ImageStore, ref: str, *, auth: AuthConfig | dict | None = None, 
 
 def _local_tags(store: ImageStore, parsed: reference.Reference) -> list[str]:
     out = []
-    for row in store.db.query("SELECT ref FROM image_refs"):
-        r = row["ref"]
+    for r in store.tables.all_refs():
         if "@" in r:
             continue
         try:

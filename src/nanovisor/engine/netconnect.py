@@ -1,0 +1,47 @@
+"""`network connect` / `network disconnect` of a container: a running one gets (or loses) the interface
+now, a stopped one at its next start; its spec records the endpoint either way."""
+
+from __future__ import annotations
+
+from nanovisor.engine.containers import Container
+
+
+def connect(engine, network, ref: str, container: str, endpoint_config: dict | None = None) -> tuple[dict, str]:
+    """Returns the network's inspect dict and the container's id (for the event)."""
+    from nanovisor.network.wanted import record_connect  # the network package loads only when used
+
+    net = network.inspect(ref)
+    c = engine.get(container)
+    with engine.lifecycle.locks.hold(c.id):
+        c = engine.containers.reload(c) or c
+        record_connect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]},
+                       endpoint_config or {})
+        if c.running:
+            _changed(engine, c, network.connect(ref, c.id, endpoint_config or {}))
+        engine.containers.save_spec(c)
+    return net, c.id
+
+
+def disconnect(engine, network, ref: str, container: str, force: bool = False) -> tuple[dict, str]:
+    from nanovisor.network.wanted import record_disconnect
+
+    net = network.inspect(ref)
+    c = engine.get(container)
+    with engine.lifecycle.locks.hold(c.id):
+        c = engine.containers.reload(c) or c
+        record_disconnect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]})
+        if c.running:
+            _changed(engine, c, network.disconnect(ref, c.id, force))
+        engine.containers.save_spec(c)
+    return net, c.id
+
+
+def _changed(engine, c: Container, result: dict) -> None:
+    """A running container's endpoints changed: its /etc/hosts, resolv.conf and inspect follow."""
+    if not result:
+        return
+    c.spec["NetworkSettings"] = result.get("NetworkSettings", c.spec.get("NetworkSettings"))
+    cdir = engine.paths.container_dir(c.id)
+    for name, key in (("hosts", "hosts"), ("resolv.conf", "resolv_conf")):
+        if result.get(key) is not None:
+            (cdir / name).write_text(result[key])  # bind-mounted file: written in place
