@@ -93,10 +93,11 @@ class ServeProcess:
     """One `python -m nanovisor --root ROOT serve --host ...` child."""
 
     def __init__(self, root: Path, hosts: list[str], log_path: Path, extra: list[str] = (),
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, prefix: list[str] = ()) -> None:
+        """prefix: a command the server runs under (e.g. `unshare --net ...`)."""
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        cmd = [sys.executable, "-m", "nanovisor", "--root", str(root), "serve", *extra]
+        cmd = [*prefix, sys.executable, "-m", "nanovisor", "--root", str(root), "serve", *extra]
         for h in hosts:
             cmd += ["--host", h]
         # Tests never reach off the machine: no outbound masquerading, no DNS forwarding upstream.

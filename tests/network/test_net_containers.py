@@ -198,3 +198,28 @@ def test_teardown_leaves_nothing(mgr):
     assert nft.list_table(mgr.table) == []
     assert mgr.netd.pid is None
     assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+
+
+def test_internal_only_container_forwards_no_dns_upstream(tmp_path):
+    """dockerd 26+: names a container on internal networks only asks for are not relayed from the host."""
+    from nanovisor.network import NetworkManager
+    from nanovisor.paths import Paths
+    from nanovisor.store.db import Database
+
+    paths = Paths.for_root(tmp_path / "fwdroot")
+    paths.ensure()
+    mgr = NetworkManager(paths, Database(paths.db), outbound=False, dns_forward=True)
+    try:
+        mgr.create({"Name": "inside", "Internal": True})
+        mgr.create({"Name": "outside"})
+        for cid, net in ((A, "inside"), (B, "outside")):
+            ns = mgr.create_netns(cid)
+            mgr.attach(cid, ns, {"NetworkMode": net, "Dns": ["127.0.0.1"]}, {}, cid[:12], {}, name=cid[:5])
+
+        def upstreams() -> dict:
+            return mgr.netd.request({"op": "list"}, spawn=False)["upstreams"]
+        assert upstreams() == {A: [], B: ["127.0.0.1"]}
+        mgr.connect("outside", A)
+        assert upstreams()[A] == ["127.0.0.1"]
+    finally:
+        mgr.teardown()

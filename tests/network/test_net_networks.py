@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nanovisor.errors import Conflict, Forbidden, InvalidParameter, NotFound
@@ -54,3 +56,39 @@ def test_active_endpoints_block_remove_and_prune(mgr):
         mgr.remove("busy")
     assert mgr.prune() == {"NetworksDeleted": ["idle"]}
     assert list(mgr.inspect("busy")["Containers"]) == ["c" * 64]
+
+
+def test_enable_ip_masquerade_false_leaves_no_outbound_masquerade(tmp_path):
+    from nanovisor.network import NetworkManager
+    from nanovisor.paths import Paths
+    from nanovisor.store.db import Database
+
+    paths = Paths.for_root(tmp_path / "outroot")
+    paths.ensure()
+    mgr = NetworkManager(paths, Database(paths.db), outbound=True, dns_forward=False)
+    try:
+        mgr.create({"Name": "masq", "IPAM": {"Config": [{"Subnet": "10.71.0.0/24"}]}})
+        mgr.create({"Name": "plain", "IPAM": {"Config": [{"Subnet": "10.72.0.0/24"}]},
+                    "Options": {"com.docker.network.bridge.enable_ip_masquerade": "false"}})
+
+        def outbound_masq(subnet: str) -> bool:
+            addr = subnet.split("/")[0]
+            return any("masquerade" in json.dumps(o) and f'"addr": "{addr}"' in json.dumps(o)
+                       and '"op": "!="' in json.dumps(o) for o in nft.list_table(mgr.table) if "rule" in o)
+        assert outbound_masq("10.71.0.0/24")
+        assert not outbound_masq("10.72.0.0/24")
+    finally:
+        mgr.teardown()
+
+
+def test_driver_options_parsed_with_moby_words(mgr):
+    with pytest.raises(InvalidParameter, match=r"^failed to parse com.docker.network.driver.mtu value: abc "
+                       r"\(strconv.Atoi: parsing \"abc\": invalid syntax\)$"):
+        mgr.create({"Name": "m", "Options": {"com.docker.network.driver.mtu": "abc"}})
+    with pytest.raises(InvalidParameter, match="^invalid MTU number: 10$"):
+        mgr.create({"Name": "m", "Options": {"com.docker.network.driver.mtu": "10"}})
+    with pytest.raises(InvalidParameter, match="^failed to parse com.docker.network.bridge.enable_icc value: maybe"):
+        mgr.create({"Name": "m", "Options": {"com.docker.network.bridge.enable_icc": "maybe"}})
+    mgr.create({"Name": "m", "Options": {"com.docker.network.bridge.enable_ip_masquerade": "0"}})
+    assert mgr.get("m").spec["Masquerade"] is False
+    assert {n["Name"] for n in mgr.list()} == {"m", "bridge", "host", "none"}

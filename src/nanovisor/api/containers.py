@@ -54,6 +54,9 @@ def wait(req: Request) -> Stream:
 
 
 def remove(req: Request) -> Response:
+    if req.qbool("link"):  # `docker rm --link /parent/alias`: only the link goes
+        req.engine.container_unlink(req.params["name"])
+        return Empty()
     req.engine.container_remove(req.params["name"], force=req.qbool("force"), volumes=req.qbool("v"))
     return Empty()
 
@@ -124,6 +127,7 @@ def _routes():
         ("GET", c + "/archive", io.archive_get),
         ("PUT", c + "/archive", io.archive_put),
         ("GET", c + "/export", io.export),
+        ("DELETE", "/containers/{name:/*[^/]+/[^/]+}", remove),  # a legacy link's name: /parent/alias
     ]
 
 

@@ -94,7 +94,13 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
     if not (config.get("Entrypoint") or config.get("Cmd")):
         raise InvalidParameter("no command specified")
     points = resolve_mounts(hc, config.get("Volumes"), volumes)
-    spec = {"Config": config, "HostConfig": hc, "NetworkingConfig": body.get("NetworkingConfig") or {},
+    from nanovisor.network.wanted import adopt_container_mac, validate_endpoints
+
+    _record_links(hc, name, containers)
+    networking = copy.deepcopy(body.get("NetworkingConfig") or {})
+    adopt_container_mac(config, hc, networking)
+    validate_endpoints(networking)
+    spec = {"Config": config, "HostConfig": hc, "NetworkingConfig": networking,
             "ImageRef": image_ref, "Runtime": runtime, "MountPoints": points}
     container = Container(id=cid, name=name, image_id=image.id, created=time.time(), spec=spec,
                           state=initial_state())
@@ -109,6 +115,21 @@ def _validate_names(config: dict) -> None:
         if len(value.encode()) > 64 or any(ord(ch) < 32 or ch == "/" for ch in value):
             raise InvalidParameter(f"invalid {key.lower()} {value[:80]!r}: at most 64 bytes, no '/' or "
                                    "control characters")
+
+
+def _record_links(hc: dict, name: str, containers: ContainerStore) -> None:
+    """Legacy --link on the default bridge: the child must exist; stored as dockerd shows it."""
+    if not hc.get("Links") or hc.get("NetworkMode") != "bridge":
+        return
+    from nanovisor.errors import NotFound
+    from nanovisor.network.legacy_links import normalize
+
+    def child_name(ref: str) -> str:
+        try:
+            return containers.get(ref).name
+        except NotFound as e:
+            raise InvalidParameter(f"could not get container for {ref}: {e}") from None
+    hc["Links"] = normalize(hc["Links"], name, child_name)
 
 
 def _host_hostname() -> str:

@@ -174,6 +174,18 @@ class Engine:
         self.lifecycle.remove(self.containers.get(ref), force=force, volumes=volumes,
                               remove_volume=lambda name: self.volume_remove(name))
 
+    def container_unlink(self, link: str) -> None:
+        """DELETE /containers/{/parent/alias}?link=1: drops a legacy link from the parent; a running parent's
+        /etc/hosts loses the line (its environment stays, as in dockerd)."""
+        from nanovisor.engine import linking
+
+        parent, _ = linking.unlink(self.containers, link)  # no such link: refused before any lock
+        with self.lifecycle.locks.hold(parent.id):
+            parent, alias = linking.unlink(self.containers, link)
+            self.containers.save_spec(parent)
+            if parent.running and self.network is not None:
+                self._network_changed(parent, self.network.drop_link_host(parent.id, alias))
+
     def container_rename(self, ref: str, new_name: str) -> None:
         from nanovisor.engine.names import validate_name
 

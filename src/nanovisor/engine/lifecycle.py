@@ -188,6 +188,8 @@ class Lifecycle:
         return transition(c.status, op, c.id, c.name)
 
     def _start_locked(self, c: Container, attached: bool = False) -> None:
+        from nanovisor.engine import linking
+        from nanovisor.network.legacy_links import merge_env
         from nanovisor.runtime.spec import SpecInput, build_spec
 
         runtime = self.runtimes.get(c.runtime)
@@ -201,7 +203,8 @@ class Lifecycle:
         exit_file.unlink(missing_ok=True)
 
         hc = c.host_config
-        netns_path, etc_files, plumb = self._network_setup(c)
+        link_env, link_hosts = linking.env_and_hosts(self.containers, c)
+        netns_path, etc_files, plumb = self._network_setup(c, link_hosts)
         if plumb is not None and runtime.reads_network_at_create:
             etc_files, plumb = {**etc_files, **plumb()}, None
         mounts = oci_mounts(c.spec.get("MountPoints") or [])
@@ -214,7 +217,8 @@ class Lifecycle:
                            "options": ["rbind", "rprivate", "ro" if hc.get("ReadonlyRootfs") and name == "hostname"
                                        else "rw"]})
         spec_hc = hc if netns_path != "" else {**hc, "NetworkMode": "none"}  # "": a fresh, empty netns
-        spec = build_spec(SpecInput(container_id=c.id, config=c.config, host_config=spec_hc, rootfs=str(rootfs),
+        config = {**c.config, "Env": merge_env(link_env, c.config.get("Env") or [])} if link_env else c.config
+        spec = build_spec(SpecInput(container_id=c.id, config=config, host_config=spec_hc, rootfs=str(rootfs),
                                     mounts=mounts, netns_path=netns_path or None,
                                     cgroups_path=f"/nanovisor/{c.id}",
                                     init_path=INIT_BINARY if hc.get("Init") else None))
@@ -254,6 +258,8 @@ class Lifecycle:
                        _StartSeq=seq, _ManualStop=False)
         self.containers.save_state(c)
         self.event(c, "start")
+        if self.network is not None:
+            linking.update_parents(self.containers, self.network, self.paths, c)
 
     def _copy_up_volumes(self, c: Container, rootfs: Path) -> None:
         """A new volume starts with the image's content at its mount point, as in Docker."""
@@ -272,7 +278,8 @@ class Lifecycle:
         if changed:
             self.containers.save_spec(c)
 
-    def _network_setup(self, c: Container) -> tuple[str | None, dict[str, str], Callable[[], dict] | None]:
+    def _network_setup(self, c: Container, link_hosts: list[tuple[str, str]] = ()
+                       ) -> tuple[str | None, dict[str, str], Callable[[], dict] | None]:
         """(netns path or None for the host's, the /etc files known now, and the plumbing still to do — a
         function returning the remaining /etc files — or None)."""
         from nanovisor.runtime.etcfiles import hosts_file, resolv_conf
@@ -294,7 +301,8 @@ class Lifecycle:
 
             def plumb() -> dict[str, str]:
                 result = self.network.attach(c.id, ns, hc, c.spec.get("NetworkingConfig") or {}, hostname,
-                                             c.config.get("ExposedPorts") or {}, name=c.name)
+                                             c.config.get("ExposedPorts") or {}, name=c.name,
+                                             link_hosts=list(link_hosts))
                 c.spec["NetworkSettings"] = result.get("NetworkSettings", {})
                 self.containers.save_spec(c)
                 return {"hosts": result["hosts"], "resolv.conf": result["resolv_conf"]}

@@ -46,6 +46,9 @@ def list_containers(engine, all_: bool = False, limit: int = -1, size: bool = Fa
     match = container_matcher(filters, engine.containers.find, lambda ref: _image_ids(engine, ref))
     now = time.time()
     out = []
+    from nanovisor.engine.linking import link_names
+
+    linked = link_names(engine.containers)  # legacy links name their child too: "/parent/alias"
     for c in engine.containers.iter(**_narrowing(engine, filters, all_)):
         c = engine.current(c)
         if not all_ and not c.running and "status" not in filters and "exited" not in filters \
@@ -54,6 +57,7 @@ def list_containers(engine, all_: bool = False, limit: int = -1, size: bool = Fa
         if not match(c):
             continue
         item = views.summary(c, now)
+        item["Names"] += linked.get(c.name, [])
         if size:
             item["SizeRw"] = du(engine.paths.container_dir(c.id) / "upper")
         out.append(item)

@@ -59,8 +59,9 @@ def _configured_networks(c: Container, mode: str, last: dict) -> dict:
     for name, conf in wanted.items():
         prev = last.get(name) or {}
         out[name] = {"IPAMConfig": conf.get("IPAMConfig"), "Links": conf.get("Links"), "Aliases": conf.get("Aliases"),
-                     "MacAddress": prev.get("MacAddress", ""), "DriverOpts": conf.get("DriverOpts"),
-                     "GwPriority": 0, "NetworkID": prev.get("NetworkID", ""), "EndpointID": "", "Gateway": "",
+                     "MacAddress": conf.get("MacAddress") or prev.get("MacAddress", ""), "DriverOpts": conf.get("DriverOpts"),
+                     "GwPriority": conf.get("GwPriority") or 0, "NetworkID": prev.get("NetworkID", ""),
+                     "EndpointID": "", "Gateway": "",
                      "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                      "GlobalIPv6PrefixLen": 0, "DNSNames": None}
         if name == "bridge" and not c.spec.get("NetworkSettings"):

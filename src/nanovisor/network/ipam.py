@@ -50,7 +50,7 @@ def parse_subnet(text: str) -> Net:
     except ValueError as e:
         raise InvalidParameter(f"invalid CIDR address: {text}") from e
     if net.version != 4:
-        raise InvalidParameter("IPv6 subnets are not supported (enable_ipv6 is not implemented)")
+        raise InvalidParameter(f"invalid pool request: {text} is not an IPv4 subnet")
     if net.prefixlen > 30:
         raise InvalidParameter(f"invalid pool request: subnet {text} is too small")
     return net
@@ -102,3 +102,65 @@ def request(subnet: Net, want: Addr, reserved: set[Addr]) -> Addr:
     if want in reserved:
         raise Forbidden("Address already in use")
     return want
+
+
+# IPv6 -----------------------------------------------------------------------------------------------------
+# Only unique local addresses (fc00::/7): they are not routed on the Internet, so an IPv6 network's traffic
+# stays on this machine. Without a subnet from the user a /64 comes from a ULA /48 derived from the engine
+# root, as dockerd (27+) derives one from its engine ID into its default-address-pools.
+Net6 = ipaddress.IPv6Network
+ULA = ipaddress.IPv6Network("fc00::/7")
+
+
+def parse_subnet6(text: str) -> Net6:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise InvalidParameter(f"invalid CIDR address: {text}") from e
+    if net.version != 6:
+        raise InvalidParameter(f"invalid pool request: {text} is not an IPv6 subnet")
+    if not net.subnet_of(ULA):
+        raise InvalidParameter(f"invalid pool request: {text} is not a unique local (fc00::/7) subnet; nanovisor "
+                               f"keeps IPv6 traffic on this machine")
+    if net.prefixlen > 126:
+        raise InvalidParameter(f"invalid pool request: subnet {text} is too small")
+    return net
+
+
+def parse_addr6(text: str, what: str = "address") -> ipaddress.IPv6Address:
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError as e:
+        raise InvalidParameter(f"invalid {what}: {text}") from e
+    if a.version != 6:
+        raise InvalidParameter(f"invalid {what}: {text}: not an IPv6 address")
+    return a
+
+
+def ula_base(seed: str) -> Net6:
+    """fdXX:XXXX:XXXX::/48 with a 40-bit global ID from seed (RFC 4193 section 3.2.2, loosely, as moby)."""
+    import hashlib
+
+    gid = hashlib.sha256(seed.encode()).digest()[:5]
+    return ipaddress.IPv6Network((b"\xfd" + gid + bytes(10), 48))
+
+
+def choose_subnet6(base: Net6, used: Iterable[Net6]) -> Net6:
+    taken = list(used)
+    for subnet in base.subnets(new_prefix=64):
+        if not any(subnet.overlaps(t) for t in taken):
+            return subnet
+    raise NoAvailablePool("could not find an available, non-overlapping IPv6 address pool among the defaults "
+                          "to assign to the network")
+
+
+def allocate6(subnet: Net6, reserved: set, ip_range: Net6 | None = None) -> ipaddress.IPv6Address:
+    """Lowest free address of ip_range (default: the subnet) after the subnet-router anycast address (::0)."""
+    space = ip_range or subnet
+    addr = max(space.network_address, subnet.network_address + 1)
+    while addr in reserved:
+        addr += 1
+        if addr not in space:
+            from nanovisor.errors import Unavailable
+            raise Unavailable("no available addresses on this pool")
+    return addr

@@ -75,6 +75,19 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = 1500) -> N
     sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
 
 
+IFA_F_NODAD = 0x02
+
+
+def ensure_bridge_v6(name: str, gateway: str, prefixlen: int) -> None:
+    """The IPv6 gateway address on an existing bridge (no duplicate address detection: usable at once)."""
+    sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "0")
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=10)}
+        if (gateway, prefixlen) not in have:
+            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen, flags=IFA_F_NODAD)
+
+
 def delete_link(name: str) -> None:
     with IPRoute() as ipr:
         idx = _index(ipr, name)
@@ -88,9 +101,10 @@ def delete_link(name: str) -> None:
 
 
 def add_endpoint(netns: Path, bridge: str, host_if: str, ifname: str, mac: str, ip: str, prefixlen: int,
-                 gateway: str | None, mtu: int = 1500) -> None:
+                 gateway: str | None, mtu: int = 1500, v6: tuple[str, int, str | None] | None = None) -> None:
     """Create a veth pair with one end (ifname) directly inside netns and the other enslaved to bridge,
-    then address it and, when gateway is given, make it the default route."""
+    then address it and, when gateway is given, make it the default route. v6: (address, prefix length,
+    gateway or None) of a dual-stack network."""
     with IPRoute() as ipr:
         if _index(ipr, host_if) is not None:
             ipr.link("del", index=_index(ipr, host_if))  # leftover from a crash: start clean
@@ -114,6 +128,11 @@ def add_endpoint(netns: Path, bridge: str, host_if: str, ifname: str, mac: str, 
             ipr.link("set", index=idx, state="up")
             if gateway:
                 ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            if v6 is not None:
+                sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
+                ipr.addr("add", index=idx, address=v6[0], prefixlen=v6[1], flags=IFA_F_NODAD)
+                if v6[2]:
+                    ipr.route("replace", dst="::/0", gateway=v6[2], oif=idx, family=10)
     nsutil.in_netns(netns, inside)
 
 
@@ -130,12 +149,18 @@ def lo_up() -> None:
         fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
+def delete_ns_link(netns: Path, name: str) -> None:
+    """Delete the interface name inside netns (a veth goes with its peer, wherever that lives)."""
+    nsutil.in_netns(netns, lambda: delete_link(name))
+
+
 def ns_links(netns: Path) -> set[str]:
     return nsutil.in_netns(netns, link_names)
 
 
-def set_default_route(netns: Path, ifname: str, gateway: str | None) -> None:
-    """Point the namespace's default route at gateway via ifname, or drop it when gateway is None."""
+def set_default_route(netns: Path, ifname: str, gateway: str | None, gateway6: str | None = None) -> None:
+    """Point the namespace's default route at gateway via ifname, or drop it when gateway is None; gateway6:
+    the IPv6 default route too (a dual-stack network)."""
     def inside() -> None:
         with IPRoute() as ipr:
             if gateway is None:
@@ -145,4 +170,6 @@ def set_default_route(netns: Path, ifname: str, gateway: str | None) -> None:
                     pass
             else:
                 ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=_index(ipr, ifname))
+            if gateway6:
+                ipr.route("replace", dst="::/0", gateway=gateway6, oif=_index(ipr, ifname), family=10)
     nsutil.in_netns(netns, inside)

@@ -59,7 +59,9 @@ class NetworkManager(Networks):
 
     # attach / detach ---------------------------------------------------------------------------------
     def attach(self, container_id: str, netns_path: str, host_config: dict, networking_config: dict,
-               hostname: str, exposed_ports: dict, name: str | None = None) -> dict:
+               hostname: str, exposed_ports: dict, name: str | None = None,
+               link_hosts: list[tuple[str, str]] = ()) -> dict:
+        """link_hosts: /etc/hosts lines of legacy links (default bridge), after the --add-host ones."""
         hc = host_config or {}
         mode = hc.get("NetworkMode") or "default"
         extra = files.parse_extra_hosts(hc.get("ExtraHosts"))
@@ -72,7 +74,8 @@ class NetworkManager(Networks):
         sandbox = {"netns": netns_path, "hostname": hostname, "name": self._container_name(container_id, name),
                    "extra": extra, "dns": hc.get("Dns") or [], "dns_search": hc.get("DnsSearch") or [],
                    "dns_options": hc.get("DnsOptions") or [], "domain": "", "next_if": 0,
-                   "exposed": exposed_ports or {}, "bindings": hc.get("PortBindings") or {}}
+                   "exposed": exposed_ports or {}, "bindings": hc.get("PortBindings") or {},
+                   "links": [list(e) for e in link_hosts]}
         wanted = wanted_endpoints(hc, networking_config)
         if mode == "none" or not wanted:  # none, or every network disconnected: loopback only
             self.store.put_sandbox(container_id, sandbox)
@@ -123,10 +126,12 @@ class NetworkManager(Networks):
         sandbox = self.store.sandbox(container_id)
         if sandbox is None or not self.store.endpoints(container_id=container_id):
             raise Conflict(f"container {container_id} is not running on a bridge network")
-        had_dns = self._embedded(container_id)
+        had_dns, had_external = self._embedded(container_id), self._external(container_id)
         self._add_endpoint(container_id, net.id, endpoint_config or {}, sandbox)
         if not had_dns:  # first user network: its resolv.conf now names 127.0.0.11, so answer there
             self._hold_dns(container_id, sandbox)
+        elif not had_external and self._external(container_id):  # out of internal-only: forward from now on
+            self.netd.hold(container_id, [], self._upstreams(container_id, sandbox))
         if self.store.ports(container_id):
             self.sync_rules()
         return self.files_and_settings(container_id)
@@ -145,6 +150,25 @@ class NetworkManager(Networks):
             sandbox = self.store.sandbox(container_id) or {}
             self._pick_gateway(container_id, sandbox.get("netns"))
         self.sync_rules()
+        return self.files_and_settings(container_id)
+
+    def drop_link_host(self, container_id: str, alias: str) -> dict:
+        """A legacy link removed: its /etc/hosts line goes; returns the new files and settings."""
+        sandbox = self.store.sandbox(container_id)
+        if sandbox is None:
+            return {}
+        sandbox["links"] = [e for e in sandbox.get("links", []) if e[1].split()[0] != alias]
+        self.store.put_sandbox(container_id, sandbox)
+        return self.files_and_settings(container_id)
+
+    def update_link_host(self, container_id: str, alias: str, ip: str) -> dict:
+        """A linked child has a new address: the parent's /etc/hosts line for alias follows."""
+        sandbox = self.store.sandbox(container_id)
+        if sandbox is None:
+            return {}
+        sandbox["links"] = [[ip if names.split()[0] == alias else old, names] for old, names in
+                            sandbox.get("links", [])]
+        self.store.put_sandbox(container_id, sandbox)
         return self.files_and_settings(container_id)
 
     def rename(self, container_id: str, new_name: str) -> None:
@@ -179,6 +203,10 @@ class NetworkManager(Networks):
             inside = links.ns_links(Path(netns))
             for ep in self.store.endpoints(container_id=cid):
                 if ep.spec["HostIf"] not in present or ep.spec["IfName"] not in inside:
+                    if ep.spec["IfName"] in inside:
+                        # its peer is not here: `serve` now runs in another network namespace than the one
+                        # that made it (or the host side was deleted); replace it with a pair on our bridge
+                        links.delete_ns_link(Path(netns), ep.spec["IfName"])
                     net = self.store.network(ep.network_id)
                     self._plumb(net, ep, Path(netns))
             if cid not in held:
@@ -202,9 +230,7 @@ class NetworkManager(Networks):
 
     # internals ---------------------------------------------------------------------------------------
     def _materialize_quiet(self, n: NetRec) -> None:
-        prefix = ipaddress.IPv4Network(n.spec["Subnet"]).prefixlen
-        links.ensure_bridge(n.bridge, n.spec["Gateway"], prefix, n.spec.get("MTU", 1500))
-        links.sysctl("net/ipv4/ip_forward", "1")  # hairpin and -p from outside are routed (as Docker)
+        self._bridge_up(n)
 
     def _container_name(self, cid: str, name: str | None) -> str:
         if name:
@@ -221,7 +247,8 @@ class NetworkManager(Networks):
         if net.is_default and (conf.get("Aliases") or []):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         want_ip = ((conf.get("IPAMConfig") or {}).get("IPv4Address") or "").strip()
-        if want_ip and not net.spec.get("UserSubnet"):
+        want_ip6 = ((conf.get("IPAMConfig") or {}).get("IPv6Address") or "").strip()
+        if want_ip and not net.spec.get("UserSubnet") or want_ip6 and not net.spec.get("UserSubnet6"):
             raise InvalidParameter("user specified IP address is supported only when connecting to networks "
                                    "with user configured subnets")
         present = links.link_exists(net.bridge)
@@ -243,40 +270,74 @@ class NetworkManager(Networks):
             else:
                 rng = ipaddress.IPv4Network(net.spec["IPRange"]) if net.spec.get("IPRange") else None
                 ip = ipam.allocate(subnet, rng, used)
-            gateway = not net.spec.get("Internal") and not any(e.spec.get("Gateway") for e in existing)
+            ip6 = self._address6(net, want_ip6)
+            # the default route: the non-internal network of highest GwPriority (API 1.48), the first on a tie
+            priority = int(conf.get("GwPriority") or 0)
+            holder = next((e for e in existing if e.spec.get("Gateway")), None)
+            gateway = not net.spec.get("Internal") and (holder is None or priority > holder.spec.get("GwPriority", 0))
+            if gateway and holder is not None:
+                holder.spec["Gateway"] = False
+                self.store.update_endpoint(holder)
             aliases = list(conf.get("Aliases") or [])
             dns_names = None if net.is_default else [sandbox["name"], *aliases, cid[:12]]
             ep = EndpointRec(net.id, cid, str(ip), {
                 "EndpointID": hashlib.sha256(f"{net.id}/{cid}/{ip}".encode()).hexdigest(),
-                "MacAddress": _mac(str(ip)), "IfName": ifname, "Name": sandbox["name"],
+                "MacAddress": (conf.get("MacAddress") or "").replace("-", ":").lower() or _mac(str(ip)),
+                "IfName": ifname, "Name": sandbox["name"],
                 "HostIf": "nv" + hashlib.sha256(f"{self.roothash}/{net.id}/{cid}".encode()).hexdigest()[:12],
-                "Aliases": aliases or None, "DNSNames": dns_names, "Gateway": gateway,
-                "IPAMConfig": conf.get("IPAMConfig") or None})
+                "Aliases": aliases or None, "Links": conf.get("Links") or None, "DNSNames": dns_names,
+                "Gateway": gateway, "GwPriority": priority,
+                "IPAMConfig": conf.get("IPAMConfig") or None, "IPv6": str(ip6) if ip6 else ""})
             self.store.add_endpoint(ep)
             sandbox["next_if"] += 1
             self.store.put_sandbox(cid, sandbox)
         self._plumb(net, ep, Path(sandbox["netns"]))
         return ep
 
+    def _address6(self, net: NetRec, want: str) -> ipaddress.IPv6Address | None:
+        """The endpoint's IPv6 address on a dual-stack network (inside the caller's transaction)."""
+        if not net.spec.get("Subnet6"):
+            if want:
+                raise InvalidParameter(f"invalid IPv6 address {want}: network {net.name} has no IPv6 subnet")
+            return None
+        subnet = ipaddress.IPv6Network(net.spec["Subnet6"])
+        used = {ipaddress.IPv6Address(e.spec["IPv6"]) for e in self.store.endpoints(network_id=net.id)
+                if e.spec.get("IPv6")} | {ipaddress.IPv6Address(net.spec["Gateway6"])}
+        if not want:
+            rng = ipaddress.IPv6Network(net.spec["IPRange6"]) if net.spec.get("IPRange6") else None
+            return ipam.allocate6(subnet, used, rng)
+        addr = ipam.parse_addr6(want)
+        if addr not in subnet or addr == subnet.network_address:
+            raise InvalidParameter(f"invalid address {want}: requested address is out of range")
+        if addr in used:
+            raise Forbidden("Address already in use")
+        return addr
+
     def _plumb(self, net: NetRec, ep: EndpointRec, netns: Path) -> None:
         prefix = ipaddress.IPv4Network(net.spec["Subnet"]).prefixlen
+        v6 = None
+        if ep.spec.get("IPv6") and net.spec.get("Subnet6"):
+            v6 = (ep.spec["IPv6"], ipaddress.IPv6Network(net.spec["Subnet6"]).prefixlen,
+                  net.spec["Gateway6"] if ep.spec.get("Gateway") else None)
         try:
             links.add_endpoint(netns, net.bridge, ep.spec["HostIf"], ep.spec["IfName"], ep.spec["MacAddress"],
                                ep.ip, prefix, net.spec["Gateway"] if ep.spec.get("Gateway") else None,
-                               net.spec.get("MTU", 1500))
+                               net.spec.get("MTU", 1500), v6)
         except Exception as e:
             links.delete_link(ep.spec["HostIf"])
             raise SystemError_(f"failed to set up container networking: {e}") from e
 
     def _pick_gateway(self, cid: str, netns: str | None) -> None:
         """After the gateway network left: the next non-internal network becomes the default route."""
-        for ep in self.store.endpoints(container_id=cid):
+        eps = sorted(self.store.endpoints(container_id=cid), key=lambda e: -e.spec.get("GwPriority", 0))
+        for ep in eps:
             net = self.store.network(ep.network_id)
             if net and not net.spec.get("Internal"):
                 ep.spec["Gateway"] = True
                 self.store.update_endpoint(ep)
                 if netns:
-                    links.set_default_route(Path(netns), ep.spec["IfName"], net.spec["Gateway"])
+                    v6 = net.spec.get("Gateway6") if ep.spec.get("IPv6") else None
+                    links.set_default_route(Path(netns), ep.spec["IfName"], net.spec["Gateway"], v6)
                 return
 
     def _publish(self, cid: str, hc: dict, exposed: dict) -> None:
@@ -336,11 +397,21 @@ class NetworkManager(Networks):
             if self._embedded(cid):
                 socks += nsutil.in_netns(sandbox["netns"], bind)
             if socks:
-                ups = files.upstreams(sandbox.get("dns") or []) if self.dns_forward else []
-                self.netd.hold(cid, socks, ups)
+                self.netd.hold(cid, socks, self._upstreams(cid, sandbox))
         finally:
             for _, s in socks:
                 s.close()
+
+    def _upstreams(self, cid: str, sandbox: dict) -> list[str]:
+        """Where netd forwards names it does not know, from the host's namespace: nowhere for a container
+        attached only to internal networks (dockerd 26+ drops those requests too)."""
+        if not self.dns_forward or not self._external(cid):
+            return []
+        return files.upstreams(sandbox.get("dns") or [])
+
+    def _external(self, cid: str) -> bool:
+        return any(not (self.store.network(e.network_id) or NetRec("", "", 0, {"Internal": True})).spec.get("Internal")
+                   for e in self.store.endpoints(container_id=cid))
 
     def _embedded(self, cid: str) -> bool:
         return any(not (self.store.network(e.network_id) or NetRec("", "", 0, {"Default": True})).is_default
@@ -366,15 +437,21 @@ class NetworkManager(Networks):
             if net is None:
                 continue
             eps[net.name] = dict(EMPTY_EP, IPAMConfig=ep.spec.get("IPAMConfig"), Aliases=ep.spec.get("Aliases"),
+                                 Links=ep.spec.get("Links"), GwPriority=ep.spec.get("GwPriority", 0),
                                  MacAddress=ep.spec["MacAddress"], NetworkID=net.id,
                                  EndpointID=ep.spec["EndpointID"], Gateway=net.spec["Gateway"], IPAddress=ep.ip,
                                  IPPrefixLen=ipaddress.IPv4Network(net.spec["Subnet"]).prefixlen,
                                  DNSNames=ep.spec.get("DNSNames"))
             gw_ip.append(ep.ip)
+            if ep.spec.get("IPv6") and net.spec.get("Subnet6"):
+                eps[net.name].update(GlobalIPv6Address=ep.spec["IPv6"], IPv6Gateway=net.spec["Gateway6"],
+                                     GlobalIPv6PrefixLen=ipaddress.IPv6Network(net.spec["Subnet6"]).prefixlen)
+                gw_ip.append(ep.spec["IPv6"])
         mapped = self.store.ports(cid)
         port_map = ports.port_map(sandbox.get("exposed"), sandbox.get("bindings"), mapped)
         extra = [(ip, name) for ip, name in sandbox.get("extra", [])]
         extra = [(self._host_gateway(eps) if ip == "host-gateway" else ip, name) for ip, name in extra]
+        extra += [(ip, names) for ip, names in sandbox.get("links", [])]
         return {"NetworkSettings": self._settings(eps, port_map, sandbox.get("netns", "")),
                 "hosts": files.hosts(sandbox.get("hostname", cid[:12]), gw_ip, extra, sandbox.get("domain", "")),
                 "resolv_conf": self._resolv(sandbox, self._embedded(cid))}

@@ -29,8 +29,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from nanovisor.network import dnsproto
-from nanovisor.store.networks import peers
+from nanovisor.network import dnsproto, legacy_links
+from nanovisor.store.networks import own_endpoints, peers
 
 MAX_FDS = 64
 
@@ -61,11 +61,28 @@ class Names:
         for netname, nspec, ip, spec in peers(self.conn, cid):
             if json.loads(nspec).get("Default"):
                 continue
-            out.append((netname, ip, json.loads(spec)))
+            spec = json.loads(spec)
+            out.append((netname, ip, spec))
+            if spec.get("IPv6"):  # a dual-stack network: the AAAA answer
+                out.append((netname, spec["IPv6"], spec))
         return out
 
+    def _link_target(self, cid: str, name: str) -> tuple[str, str] | None:
+        """A legacy link of the asking container on a user network: (network name, child name) for its alias."""
+        for netname, spec in own_endpoints(self.conn, cid):
+            target = legacy_links.aliases(json.loads(spec).get("Links")).get(name)
+            if target:
+                return netname, target.lower()
+        return None
+
     def lookup(self, cid: str, name: str) -> tuple[bool, list[str]]:
-        """(known, addresses) for name; 'name.network' is accepted too."""
+        """(known, addresses) for name; 'name.network' is accepted too, and the asker's own link aliases."""
+        link = self._link_target(cid, name)
+        if link is not None:
+            ips = [ip for netname, ip, spec in self._peers(cid)
+                   if netname == link[0] and link[1] in {n.lower() for n in spec.get("DNSNames") or []}]
+            if ips:
+                return True, ips
         ips: list[str] = []
         known = False
         for netname, ip, spec in self._peers(cid):
@@ -123,6 +140,7 @@ class Daemon:
         reply = {"ok": True, "containers": len(self.held), "pid": os.getpid()}
         if op == "list":
             reply["held"] = {k: len(v) for k, v in self.held.items()}
+            reply["upstreams"] = self.upstreams
         conn.send(json.dumps(reply).encode())
         if not self.held:
             self.idle_since = time.monotonic()
@@ -146,7 +164,9 @@ class Daemon:
             if q.qclass == 1 and q.qtype in (dnsproto.A, dnsproto.AAAA):
                 known, ips = self.names.lookup(cid, q.name)
                 if known:
-                    reply(dnsproto.response(q, addrs=ips if q.qtype == dnsproto.A else [], recursion=bool(ups)))
+                    version = 4 if q.qtype == dnsproto.A else 6
+                    reply(dnsproto.response(q, addrs=[a for a in ips if (":" in a) == (version == 6)],
+                                            recursion=bool(ups)))
                     return
             if q.qclass == 1 and q.qtype == dnsproto.PTR:
                 ip = dnsproto.reverse_name(q.name)

@@ -23,6 +23,7 @@ HOST_LOCK = Path("/run/nanovisor/net.lock")  # host-wide: subnet choice + bridge
 OPT_NAME = "com.docker.network.bridge.name"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_MTU = "com.docker.network.driver.mtu"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
 
 
 def _env_flag(name: str, default: bool = True) -> bool:
@@ -79,7 +80,7 @@ class Networks:
             if net is None:
                 subnet = ipam.choose_subnet(self._engine_subnets(), ipam.host_routes())
                 opts = {"com.docker.network.bridge.default_bridge": "true",
-                        "com.docker.network.bridge.enable_icc": "true",
+                        OPT_ICC: "true",
                         OPT_MASQ: "true" if self.outbound else "false",
                         "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
                         OPT_NAME: self.default_bridge_name(), OPT_MTU: "1500"}
@@ -122,15 +123,19 @@ class Networks:
         driver = body.get("Driver") or "bridge"
         if driver != "bridge":
             raise NotFound(f"plugin \"{driver}\" not found")
-        if body.get("EnableIPv6"):
-            raise InvalidParameter("IPv6 networks are not supported by nanovisor yet")
         if name in ("bridge", "host", "none", "default"):
             raise Forbidden(f"operation is not permitted on predefined {name} network ")
         options = {k: str(v) for k, v in (body.get("Options") or {}).items()}
+        _check_options(options)
         labels = dict(body.get("Labels") or {})
         internal = bool(body.get("Internal"))
-        masq = options.get(OPT_MASQ, "true").lower() != "false"
-        confs = [c for c in ((body.get("IPAM") or {}).get("Config") or []) if c.get("Subnet") or c.get("Gateway")]
+        masq = _true(options.get(OPT_MASQ, "true"))
+        all_confs = [c for c in ((body.get("IPAM") or {}).get("Config") or []) if c.get("Subnet") or c.get("Gateway")]
+        confs = [c for c in all_confs if not _is_v6(c)]
+        confs6 = [c for c in all_confs if _is_v6(c)]
+        ipv6 = bool(body.get("EnableIPv6"))
+        if confs6 and not ipv6:
+            raise InvalidParameter("network has an IPv6 subnet but IPv6 is not enabled (--ipv6)")
         nid = secrets.token_hex(32)
         with host_lock():
             with self.db.transaction():
@@ -152,6 +157,7 @@ class Networks:
                 else:
                     subnet = ipam.choose_subnet(self._engine_subnets(), ipam.host_routes())
                     ip_range, gateway = None, ipam.first_host(subnet)
+                v6 = self._choose_v6(confs6) if ipv6 else None
                 bridge = options.get(OPT_NAME) or "nvbr-" + nid[:10]
                 if len(bridge) > 15:
                     raise InvalidParameter(f"bridge name {bridge} is longer than 15 characters")
@@ -159,6 +165,9 @@ class Networks:
                                                                 internal, bool(body.get("Attachable")),
                                                                 masq, user_subnet=bool(confs), bridge=bridge))
                 net.spec["Scope"] = body.get("Scope") or "local"
+                if v6 is not None:
+                    net.spec.update(EnableIPv6=True, Subnet6=str(v6[0]), Gateway6=str(v6[1]), UserSubnet6=bool(confs6),
+                                    IPRange6=str(v6[2]) if v6[2] else "")
                 self.store.add_network(net)
             try:
                 self._materialize(net)
@@ -168,6 +177,28 @@ class Networks:
                 self.sync_rules()
                 raise
         return {"Id": nid, "Warning": ""}
+
+    def _engine_subnets6(self) -> list[ipam.Net6]:
+        return [ipaddress.IPv6Network(n.spec["Subnet6"]) for n in self.store.networks() if n.spec.get("Subnet6")]
+
+    def _choose_v6(self, confs6: list[dict]) -> tuple[ipam.Net6, ipaddress.IPv6Address, ipam.Net6 | None]:
+        """(subnet, gateway, ip range) of a dual-stack network: the user's ULA subnet, else a /64 of this root's
+        ULA /48."""
+        if not confs6:
+            subnet = ipam.choose_subnet6(ipam.ula_base(self.roothash), self._engine_subnets6())
+            return subnet, subnet.network_address + 1, None
+        conf = confs6[0]
+        if not conf.get("Subnet"):
+            raise InvalidParameter("invalid pool request: a gateway needs a subnet")
+        subnet = ipam.parse_subnet6(conf["Subnet"])
+        ipam.check_overlap(subnet, self._engine_subnets6())
+        gateway = ipam.parse_addr6(conf["Gateway"], "gateway") if conf.get("Gateway") else subnet.network_address + 1
+        if gateway not in subnet:
+            raise InvalidParameter(f"invalid gateway {gateway}: not in subnet {subnet}")
+        ip_range = ipam.parse_subnet6(conf["IPRange"]) if conf.get("IPRange") else None
+        if ip_range and not ip_range.subnet_of(subnet):
+            raise InvalidParameter(f"invalid pool request: ip range {ip_range} is not in {subnet}")
+        return subnet, gateway, ip_range
 
     def list(self, filters: dict[str, list[str]] | None = None) -> list[dict]:
         self.default_bridge()
@@ -208,8 +239,11 @@ class Networks:
             if s.get("IPRange"):
                 c["IPRange"] = s["IPRange"]
             ipam_conf.append(c)
+        if s.get("Subnet6"):
+            ipam_conf.append({"Subnet": s["Subnet6"], "Gateway": s["Gateway6"],
+                              **({"IPRange": s["IPRange6"]} if s.get("IPRange6") else {})})
         out = {"Name": n.name, "Id": n.id, "Created": _rfc3339(n.created), "Scope": s.get("Scope", "local"),
-               "Driver": s["Driver"], "EnableIPv4": True, "EnableIPv6": False,
+               "Driver": s["Driver"], "EnableIPv4": True, "EnableIPv6": bool(s.get("EnableIPv6")),
                "IPAM": {"Driver": "default", "Options": None if s.get("Predefined") else {}, "Config": ipam_conf},
                "Internal": bool(s.get("Internal")), "Attachable": bool(s.get("Attachable")), "Ingress": False,
                "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
@@ -219,7 +253,9 @@ class Networks:
                 out["Containers"][ep.container_id] = {
                     "Name": ep.spec.get("Name", ""), "EndpointID": ep.spec["EndpointID"],
                     "MacAddress": ep.spec["MacAddress"],
-                    "IPv4Address": f"{ep.ip}/{ipaddress.IPv4Network(s['Subnet']).prefixlen}", "IPv6Address": ""}
+                    "IPv4Address": f"{ep.ip}/{ipaddress.IPv4Network(s['Subnet']).prefixlen}",
+                    "IPv6Address": f"{ep.spec['IPv6']}/{ipaddress.IPv6Network(s['Subnet6']).prefixlen}"
+                    if ep.spec.get("IPv6") and s.get("Subnet6") else ""}
         return out
 
     def remove(self, ref: str) -> None:
@@ -256,10 +292,17 @@ class Networks:
     # kernel ------------------------------------------------------------------------------------------
     def _materialize(self, n: NetRec) -> None:
         """Bridge device + rules for n (idempotent)."""
+        self._bridge_up(n)
+        self.sync_rules()
+
+    @staticmethod
+    def _bridge_up(n: NetRec) -> None:
+        """The bridge with its gateway address(es); no rules."""
         prefix = ipaddress.IPv4Network(n.spec["Subnet"]).prefixlen
         links.ensure_bridge(n.bridge, n.spec["Gateway"], prefix, n.spec.get("MTU", 1500))
+        if n.spec.get("Subnet6"):
+            links.ensure_bridge_v6(n.bridge, n.spec["Gateway6"], ipaddress.IPv6Network(n.spec["Subnet6"]).prefixlen)
         links.sysctl("net/ipv4/ip_forward", "1")  # hairpin and -p from outside are routed (as Docker)
-        self.sync_rules()
 
     def sync_rules(self) -> None:
         """Render the nftables table from the database for the bridges that exist right now."""
@@ -267,14 +310,39 @@ class Networks:
         for n in self.store.networks():
             if n.spec["Driver"] != "bridge" or not links.link_exists(n.bridge):
                 continue
+            icc = _true((n.spec.get("Options") or {}).get(OPT_ICC, "true"))
             bridges.append(nft.BridgeRules(n.bridge, n.spec["Subnet"], self.outbound and not n.spec.get("Internal"),
-                                           bool(n.spec.get("Masquerade"))))
+                                           bool(n.spec.get("Masquerade")), icc))
             for ep in self.store.endpoints(network_id=n.id):
                 if ep.spec.get("Gateway"):
                     addr_of[ep.container_id] = ep.ip
         rules = [nft.PortRule(p["proto"], p["host_ip"], p["host_port"], addr_of[p["container_id"]], p["port"])
                  for p in self.store.ports() if p["container_id"] in addr_of]
         nft.apply(self.table, bridges, rules)
+
+
+def _true(value: str) -> bool:
+    return value.lower() in ("1", "t", "true")
+
+
+def _check_options(options: dict[str, str]) -> None:
+    """The bridge driver's parsing of its options, with moby's words (Go's strconv errors included)."""
+    def fail(label: str, value: str, why: str) -> None:
+        raise InvalidParameter(f"failed to parse {label} value: {value} ({why})")
+    for label in (OPT_ICC, OPT_MASQ):
+        if label in options and options[label].lower() not in ("1", "t", "true", "0", "f", "false"):
+            fail(label, options[label], f'strconv.ParseBool: parsing "{options[label]}": invalid syntax')
+    if OPT_MTU in options:
+        try:
+            mtu = int(options[OPT_MTU])
+        except ValueError:
+            fail(OPT_MTU, options[OPT_MTU], f'strconv.Atoi: parsing "{options[OPT_MTU]}": invalid syntax')
+        if not 68 <= mtu <= 65535:
+            raise InvalidParameter(f"invalid MTU number: {mtu}")
+
+
+def _is_v6(conf: dict) -> bool:
+    return ":" in (conf.get("Subnet") or conf.get("Gateway") or "")
 
 
 def _parse_until(value: str) -> float:

@@ -27,6 +27,7 @@ class BridgeRules:
     subnet: str        # "10.1.0.0/24"
     outbound: bool     # forward to other interfaces (+ masquerade when masquerade)
     masquerade: bool
+    icc: bool = True   # containers on this bridge may talk to each other (enable_icc)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def render(table: str, bridges: list[BridgeRules], ports: list[PortRule]) -> lis
 
 def _forward(cmds: list[dict], t: dict, bridges: list[BridgeRules]) -> None:
     """The forward chain, in stages whose order is fixed whatever order the networks were created in:
-    1. replies, DNATed (published-port) connections and same-bridge traffic are accepted;
+    1. replies, DNATed (published-port) connections and same-bridge traffic are accepted (the latter
+       dropped for a network with enable_icc=false);
     2. any bridge to any other bridge of this root is dropped (isolation, both ways, default bridge
        included) — before any bridge's outbound accept can see the packet;
     3. nothing else enters a bridge;
@@ -122,7 +124,7 @@ def _forward(cmds: list[dict], t: dict, bridges: list[BridgeRules]) -> None:
     rule(_m(oif, "@bridges"), _m({"ct": {"key": "state"}}, ["established", "related"], op="in"), ACCEPT)
     rule(_m(oif, "@bridges"), _m({"ct": {"key": "status"}}, "dnat", op="in"), ACCEPT)
     for b in bridges:
-        rule(_m(iif, b.name), _m(oif, b.name), ACCEPT)
+        rule(_m(iif, b.name), _m(oif, b.name), ACCEPT if b.icc else DROP)  # enable_icc=false: dropped
     rule(_m(iif, "@bridges"), _m(oif, "@bridges"), DROP)
     rule(_m(oif, "@bridges"), DROP)
     for b in bridges:

@@ -62,6 +62,12 @@ class ContainerTable:
         row = self.db.query_one("SELECT id FROM containers WHERE name = ? AND id != ?", (name, other_than))
         return row["id"] if row else None
 
+    def containing(self, text: str) -> list[ContainerRow]:
+        """Containers whose stored record contains text: a cheap pre-filter (legacy links name their child
+        as '"/child:/parent/alias"'), so the engine parses only the few that may match."""
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM containers WHERE instr(config, ?) > 0", (text,))
+        return [_row(r) for r in rows]
+
     def count(self) -> int:
         return self.db.query_one("SELECT COUNT(*) AS n FROM containers")["n"]
 

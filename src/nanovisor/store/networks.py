@@ -138,3 +138,12 @@ PEERS_SQL = ("SELECT n.name, n.spec AS nspec, e.ip, e.spec FROM net_endpoints e 
 def peers(conn: sqlite3.Connection, cid: str) -> list[tuple[str, str, str, str]]:
     """(network name, network spec JSON, ip, endpoint spec JSON) of every endpoint on a network cid is on."""
     return conn.execute(PEERS_SQL, (cid,)).fetchall()
+
+
+OWN_SQL = ("SELECT n.name, e.spec FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
+           "WHERE e.container_id = ?")
+
+
+def own_endpoints(conn: sqlite3.Connection, cid: str) -> list[tuple[str, str]]:
+    """(network name, endpoint spec JSON) of cid's own endpoints (netd reads its legacy links there)."""
+    return conn.execute(OWN_SQL, (cid,)).fetchall()
