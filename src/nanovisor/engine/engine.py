@@ -184,7 +184,7 @@ class Engine:
             parent, alias = linking.unlink(self.containers, link)
             self.containers.save_spec(parent)
             if parent.running and self.network is not None:
-                self._network_changed(parent, self.network.drop_link_host(parent.id, alias))
+                netconnect.network_changed(self, parent, self.network.drop_link_host(parent.id, alias))
 
     def container_rename(self, ref: str, new_name: str) -> None:
         from nanovisor.engine.names import validate_name

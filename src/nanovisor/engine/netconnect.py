@@ -17,7 +17,7 @@ def connect(engine, network, ref: str, container: str, endpoint_config: dict | N
         record_connect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]},
                        endpoint_config or {})
         if c.running:
-            _changed(engine, c, network.connect(ref, c.id, endpoint_config or {}))
+            network_changed(engine, c, network.connect(ref, c.id, endpoint_config or {}))
         engine.containers.save_spec(c)
     return net, c.id
 
@@ -31,12 +31,12 @@ def disconnect(engine, network, ref: str, container: str, force: bool = False) -
         c = engine.containers.reload(c) or c
         record_disconnect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]})
         if c.running:
-            _changed(engine, c, network.disconnect(ref, c.id, force))
+            network_changed(engine, c, network.disconnect(ref, c.id, force))
         engine.containers.save_spec(c)
     return net, c.id
 
 
-def _changed(engine, c: Container, result: dict) -> None:
+def network_changed(engine, c: Container, result: dict) -> None:
     """A running container's endpoints changed: its /etc/hosts, resolv.conf and inspect follow."""
     if not result:
         return
