@@ -26,10 +26,13 @@ def compact(schema: dict, defs: dict, name: str = "", seen: tuple = ()) -> dict:
         if ref in seen:
             return {}
         return compact(defs[ref], defs, name, seen + (ref,))
-    if "allOf" in schema:
+    if "allOf" in schema:  # objects merge; a lone $ref to a scalar (Mount.Type: MountType) is that scalar
+        parts = [compact(part, defs, name, seen) for part in schema["allOf"]]
+        if any(p.get("t") not in (None, "object") for p in parts):
+            return next(p for p in parts if p.get("t") not in (None, "object"))
         props: dict = {}
-        for part in schema["allOf"]:
-            props.update(compact(part, defs, name, seen).get("p", {}))
+        for part in parts:
+            props.update(part.get("p", {}))
         return {"t": "object", "p": props}
     t = schema.get("type")
     if name in STR_SLICE and t == "array":

@@ -11,6 +11,7 @@ import tarfile
 import uuid
 
 from apihelpers import api_request
+from nvtest import run_cli
 
 
 def test_seccomp_path_refused_with_400_and_a_fifo_never_opened(api_socket, image, tmp_path):
@@ -39,13 +40,11 @@ def test_docker_cli_sends_the_profile_content(docker, image, tmp_path, name):
 
 
 def test_embedded_cli_reads_the_profile_file_itself(nv_root, image, tmp_path):
-    from conftest import nanovisor
-
     profile = tmp_path / "no-mkdir.json"
     profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
-    r = nanovisor(nv_root, "run", "--rm", "--security-opt", f"seccomp={profile}", image, "sh", "-c",
-                  "mkdir /x; echo rc=$?")
+    r = run_cli(nv_root, "run", "--rm", "--security-opt", f"seccomp={profile}", image, "sh", "-c",
+                "mkdir /x; echo rc=$?")
     assert "rc=1" in r.stdout, r.stderr
 
 
