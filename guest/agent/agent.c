@@ -583,6 +583,8 @@ static void exec_child(int ctl, struct kv *kv, int stdio[3]) {
 
 #include "net.h"
 
+static long read_long(const char *path, const char *key);
+
 /* ---- agent side ---- */
 
 static void write_file(const char *path, const char *val) {
@@ -590,20 +592,72 @@ static void write_file(const char *path, const char *val) {
     if (fd >= 0) { write_all(fd, val, strlen(val)); close(fd); }
 }
 
-/* --memory / --pids-limit inside the guest too: the VM is sized with headroom for the kernel, so the container's
- * own limit is a cgroup (v2) around it, and exceeding it OOM-kills the container's process as under runc. */
-static void limit_resources(pid_t pid, struct kv *kv) {
-    const char *mem = kv_get(kv, "memory.max"), *pids = kv_get(kv, "pids.max");
-    if (!mem && !pids) return;
+/* --memory / --pids-limit / CPU shares inside the guest too: the VM is sized with headroom for the kernel, so the
+ * container's own limits are a cgroup (v2) around its processes, and exceeding --memory OOM-kills the container's
+ * process as under runc. The cgroup always exists, so `docker update` can set limits the create did not. */
+#define CG "/sys/fs/cgroup/c"
+
+static int write_file_err(const char *path, const char *val) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t w = write(fd, val, strlen(val));
+    int e = errno;
+    close(fd);
+    errno = e;
+    return w < 0 ? -1 : 0;
+}
+
+static void cgroup_setup(void) {
+    static int done;
+    if (done) return;
+    done = 1;
     mkdir("/sys/fs/cgroup", 0755);
     mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids");
-    mkdir("/sys/fs/cgroup/c", 0755);
-    if (mem) { write_file("/sys/fs/cgroup/c/memory.max", mem); write_file("/sys/fs/cgroup/c/memory.swap.max", "0"); }
-    if (pids) write_file("/sys/fs/cgroup/c/pids.max", pids);
+    write_file("/sys/fs/cgroup/cgroup.subtree_control", "+cpu"); /* alone: a kernel without it keeps the rest */
+    mkdir(CG, 0755);
+}
+
+/* "key=value;key=value" (memory.max, memory.swap.max, pids.max, cpu.weight, cpu.max) into the container's
+ * cgroup; on failure err says which and why. */
+static int cgroup_apply(char *spec, char *err, size_t n) {
+    cgroup_setup();
+    for (char *save, *t = strtok_r(spec, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq) continue;
+        *eq = 0;
+        char path[128];
+        snprintf(path, sizeof path, CG "/%s", t);
+        if (strchr(t, '/') || write_file_err(path, eq + 1) < 0) {
+            snprintf(err, n, "cannot set %s to %s in the guest: %s", t, eq + 1, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void limit_resources(pid_t pid, struct kv *kv) {
+    char spec[512] = "", err[256];
+    const char *mem = kv_get(kv, "memory.max"), *pids = kv_get(kv, "pids.max"), *w = kv_get(kv, "cpu.weight");
+    size_t n = 0;
+    if (mem) n += (size_t)snprintf(spec + n, sizeof spec - n, "memory.max=%s;memory.swap.max=0;", mem);
+    if (pids) n += (size_t)snprintf(spec + n, sizeof spec - n, "pids.max=%s;", pids);
+    if (w) snprintf(spec + n, sizeof spec - n, "cpu.weight=%s;", w);
+    cgroup_apply(spec, err, sizeof err); /* best effort, as before: a missing controller leaves the VM's size */
     char s[32];
     snprintf(s, sizeof s, "%d", pid);
-    write_file("/sys/fs/cgroup/c/cgroup.procs", s);
+    write_file(CG "/cgroup.procs", s);
+}
+
+/* The guest OOM-killed one of the container's processes (the kernel counts global and cgroup OOM kills). */
+static int oom_killed(void) {
+    return read_long(CG "/memory.events", "oom_kill ") > 0;
+}
+
+static void do_update(uint32_t id, char *payload) {
+    char err[256] = "";
+    cgroup_apply(payload, err, sizeof err);
+    send_str(NV_REPLY, id, err);
 }
 
 static void spawn(uint32_t id, char *payload, uint32_t len, int is_main) {
@@ -715,7 +769,8 @@ static void reap(void) {
             p->inbuf = NULL;
             p->inlen = 0;
             char s[32];
-            snprintf(s, sizeof s, "%d", st);
+            /* the main process' exit says whether the guest OOM-killed in the container ("137 oom") */
+            snprintf(s, sizeof s, "%d%s", st, pid == main_pid && oom_killed() ? " oom" : "");
             send_str(NV_EXIT, p->id, s);
             p->used = 0;
             if (pid == main_pid) { main_pid = 0; closefd(&main_mnt); }
@@ -903,6 +958,7 @@ static void handle(struct nv_hdr *h, char *payload) {
         break;
     case NV_STATS: do_stats(h->id, 0); break;
     case NV_PS: do_stats(h->id, 1); break;
+    case NV_UPDATE: do_update(h->id, payload); break;
     case NV_DNS: dns_answer((unsigned char *)payload, h->len); break;
     }
 }

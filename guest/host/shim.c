@@ -179,6 +179,11 @@ static void agent_frame(struct nv_hdr *h, char *d) {
             write_all(tty_fd >= 0 ? tty_fd : (h->type == NV_STDOUT ? 1 : 2), d, h->len);
         else if (h->type == NV_EXIT) {
             d[h->len] = 0;
+            if (strstr(d, " oom")) { /* the engine's OOMKilled marker, where conmon writes it for runc */
+                char p[4200];
+                path(p, sizeof p, "bundle/oom");
+                close(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+            }
             finish(atoi(d), NULL);
         }
         return;
@@ -227,6 +232,17 @@ static void request(struct client *c, char *line) {
         c->mode = 2;
         c->id = ++next_id;
         to_agent(strstr(line, "\"stats\"") ? NV_STATS : NV_PS, c->id, NULL, 0);
+    } else if (strstr(line, "\"op\": \"update\"")) { /* {"op": "update", "data": "k=v;k=v"}: no quotes inside */
+        const char *d = strstr(line, "\"data\": \"");
+        const char *e = d ? strchr(d + 9, '"') : NULL;
+        if (!e) {
+            append(&c->out, "{\"error\": \"bad update request\"}\n", 32);
+            c->closing = 1;
+            return;
+        }
+        c->mode = 2;
+        c->id = ++next_id;
+        to_agent(NV_UPDATE, c->id, d + 9, (uint32_t)(e - d - 9));
     } else if (strstr(line, "\"op\": \"exec\"")) {
         c->mode = 1;
         c->id = ++next_id;

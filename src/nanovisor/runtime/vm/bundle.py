@@ -24,7 +24,29 @@ _FLAGS = {
 }
 _PROPAGATION = {"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}
 DEFAULT_MEM_MIB = 256
-GUEST_OVERHEAD_MIB = 48  # kernel + agent + page cache headroom on top of the container's --memory
+# Guest RAM on top of the container's --memory: the kernel's reserved memory (~11 MiB) and its unreclaimable slab
+# (~10 MiB), so the container reaches its whole limit (a cgroup in the guest) before the guest runs short, and
+# `free` in the container shows about its limit (64m: 77 MB total).
+GUEST_OVERHEAD_MIB = 24
+MIN_GUEST_MIB = 48  # below ~40 MiB the guest does not boot
+
+
+def guest_mib(resources: dict) -> int:
+    """The guest's RAM for the spec's linux.resources: its memory limit plus the guest's own overhead."""
+    limit = (resources.get("memory") or {}).get("limit")
+    if limit and limit > 0:
+        return max(MIN_GUEST_MIB, math.ceil(limit / (1 << 20)) + GUEST_OVERHEAD_MIB)
+    return DEFAULT_MEM_MIB
+
+
+def max_limit_bytes(mem_mib: int) -> int:
+    """The largest memory limit a VM of mem_mib can enforce: what it was sized for."""
+    return (mem_mib - GUEST_OVERHEAD_MIB) << 20
+
+
+def cpu_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares -> v2 cpu.weight, runc's conversion."""
+    return 1 + (max(2, min(shares, 262144)) - 2) * 9999 // 262142
 
 
 def mount_flags(options: list[str]) -> tuple[int, str]:
@@ -168,14 +190,16 @@ def plan(bundle: Path) -> Plan:
                 ("seccomp.flags", str(seccomp_bpf.flags(linux["seccomp"])))]
     p.create = kvs
     res = linux.get("resources") or {}
+    p.mem_mib = guest_mib(res)
     limit = (res.get("memory") or {}).get("limit")
     if limit and limit > 0:
-        p.mem_mib = max(64, math.ceil(limit / (1 << 20)) + GUEST_OVERHEAD_MIB)
         kvs.append(("memory.max", str(limit)))
     pids_limit = (res.get("pids") or {}).get("limit")
     if pids_limit and pids_limit > 0:
         kvs.append(("pids.max", str(pids_limit)))
     cpu = res.get("cpu") or {}
+    if cpu.get("shares"):
+        kvs.append(("cpu.weight", str(cpu_weight(cpu["shares"]))))
     quota, period = cpu.get("quota"), cpu.get("period")
     if quota and quota > 0 and period:
         p.cpus = max(1, min(os.cpu_count() or 1, math.ceil(quota / period)))

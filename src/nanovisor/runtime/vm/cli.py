@@ -97,6 +97,7 @@ def create(a: argparse.Namespace, foreground: bool = False) -> int:
             tty_fd = _open_console(a.console_socket)
         elif plan.tty:
             tty_fd = os.dup(0) if os.isatty(0) else None
+        (c.dir / "bundle").symlink_to(bundle)  # where the shim writes the engine's OOM marker (bundle/oom)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -348,12 +349,16 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "events":
             cmd_events(a)
         elif a.cmd == "update":
-            container(a.root, a.id).load()
+            from nanovisor.runtime.vm import update
+
+            c = container(a.root, a.id)
+            c.load()
             if a.resources and a.resources != "-":
-                json.loads(Path(a.resources).read_text())
-            elif a.resources == "-":
-                json.load(sys.stdin)
-            # the VM is sized at create; live resizing (balloon/hotplug) is not supported yet: accept and keep
+                resources = json.loads(Path(a.resources).read_text())
+            else:
+                resources = json.load(sys.stdin)
+            _running(c)
+            update.update(c, resources)
         elif a.cmd == "features":
             print(json.dumps({"ociVersionMin": "1.0.0", "ociVersionMax": OCI_VERSION,
                               "hooks": [], "mountOptions": sorted(bundle_mod._FLAGS),

@@ -31,6 +31,7 @@ FRAMES: dict[str, tuple[bytes, str]] = {
     "RESIZE": (b"W", "host -> guest: payload: \"rows cols\""),
     "STATS": (b"S", "host -> guest"),
     "PS": (b"P", "host -> guest"),
+    "UPDATE": (b"U", "host -> guest: id: request; payload: \"key=value;...\" cgroup files; REPLY: \"\" or error"),
     "DNS": (b"D", "both ways: a DNS message the agent took on the guest's 127.0.0.11, or netd's answer"),
 }
 
