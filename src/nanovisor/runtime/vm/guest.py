@@ -255,12 +255,23 @@ def build_initramfs() -> Path:
     return out
 
 
+PRUNE_AGE_S = 24 * 3600
+
+
 def prune() -> None:
-    """Drop stale initramfs/host-tool builds (cheap to rebuild); kernels are kept, they take minutes."""
+    """Drop stale initramfs/host-tool builds (cheap to rebuild); kernels are kept, they take minutes. Only old
+    ones: other checkouts on this machine (worktrees, CI jobs) share the cache and use their own builds now."""
+    import time
+
     keep = {initramfs_path().name, trivial_initramfs_path().name, fastpath_path().parent.name}
     for p in GUEST_CACHE.glob("*"):
         if p.name.startswith(("initramfs-", "trivial-", "host-")) and p.name not in keep:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            try:
+                if time.time() - p.stat().st_mtime < PRUNE_AGE_S:
+                    continue
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except OSError:  # another build removed it first
+                pass
 
 
 def main(argv: list[str]) -> int:
