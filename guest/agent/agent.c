@@ -895,9 +895,13 @@ static void do_stats(uint32_t id, int ps) {
         long tck = sysconf(_SC_CLK_TCK);
         unsigned long long ns = (u + ni + sy + irq + sirq) * (1000000000ULL / (unsigned long long)tck);
         long total = read_long("/proc/meminfo", "MemTotal:"), avail = read_long("/proc/meminfo", "MemAvailable:");
-        n = snprintf(out, sizeof out, "%llu %llu %llu %llu %d %ld", ns, (u + ni) * (1000000000ULL / (unsigned long long)tck),
-                     (sy + irq + sirq) * (1000000000ULL / (unsigned long long)tck), (unsigned long long)(total - avail) * 1024,
-                     pids, total * 1024);
+        unsigned long long used = (unsigned long long)(total - avail) * 1024, limit = (unsigned long long)total * 1024;
+        /* with the container's cgroup: its usage and its limit, as runc reports them (not the guest's) */
+        long cur = read_long(CG "/memory.current", ""), max = read_long(CG "/memory.max", "");
+        if (cur >= 0) used = (unsigned long long)cur;
+        if (max > 0 && (unsigned long long)max < limit) limit = (unsigned long long)max;
+        n = snprintf(out, sizeof out, "%llu %llu %llu %llu %d %llu", ns, (u + ni) * (1000000000ULL / (unsigned long long)tck),
+                     (sy + irq + sirq) * (1000000000ULL / (unsigned long long)tck), used, pids, limit);
     }
     send_frame(NV_REPLY, id, out, (uint32_t)n);
 }

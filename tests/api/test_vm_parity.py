@@ -76,6 +76,8 @@ def test_update_memory_live(docker, image, name, iso):
         # the new limit holds: what fitted a moment ago is now OOM-killed
         assert docker("exec", name, "dd", "if=/dev/zero", "of=/dev/null", "bs=40M", "count=1").returncode == 137
         assert docker("inspect", "-f", "{{.HostConfig.Memory}}", name).stdout.strip() == str(32 * MIB)
+        usage = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", name).stdout.strip()
+        assert usage.endswith("/ 32MiB"), usage  # the container's limit, not the VM's RAM
     finally:
         docker("rm", "-f", name)
 
