@@ -75,3 +75,10 @@ def test_exec_detach_keys_from_exec_config(client, api_socket, image, name):
         assert client.api.exec_inspect(exec_id)["Running"] is True  # detached, not ended
     finally:
         c.remove(force=True)
+
+
+def test_docker_py_run_remove_returns_the_whole_output(client, image):
+    """docker-py joins the log stream only after it removed the container: the stream must not lose lines."""
+    for _ in range(5):
+        out = client.containers.run(image, ["sh", "-c", "echo hello; echo two"], remove=True)
+        assert out == b"hello\ntwo\n"

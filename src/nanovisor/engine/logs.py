@@ -43,36 +43,49 @@ class LogReader:
         self.path = path
 
     def _records(self, follow: Callable[[], bool] | None) -> Iterator[tuple[bytes, int, bool, bytes]]:
-        """Raw records; with follow, waits for more while follow() is true and the file may grow."""
-        pos = 0
+        """Raw records; with follow, waits for more while follow() is true and the file may grow.
+
+        The file stays open while it is read: a client that reads a stream after removing the container
+        (docker-py's `containers.run(remove=True)` joins the log stream after its remove) still gets every line.
+        It is opened again only when --log-size-max rotated or truncated it."""
+        f = None
         buf = b""
-        ino = None
-        while True:
-            try:
-                with open(self.path, "rb") as f:
-                    st = os.fstat(f.fileno())
-                    if ino is not None and (st.st_ino != ino or st.st_size < pos):
-                        pos = 0  # rotated or truncated by --log-size-max
-                    ino = st.st_ino
-                    f.seek(pos)
-                    chunk = f.read()
-                    pos = f.tell()
-            except FileNotFoundError:
-                chunk = b""
-            if chunk:
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    parsed = _parse(line)
-                    if parsed:
-                        yield parsed
-                continue
-            if follow is None or not follow():
-                if follow is not None:  # one last look: the monitor may have flushed on exit
-                    follow = None
+        try:
+            while True:
+                if f is not None and self._rotated(f):
+                    f.close()
+                    f = None
+                if f is None:
+                    try:
+                        f = open(self.path, "rb")  # held across yields; closed in finally
+                    except FileNotFoundError:
+                        f = None
+                chunk = f.read() if f is not None else b""
+                if chunk:
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        parsed = _parse(line)
+                        if parsed:
+                            yield parsed
                     continue
-                return
-            time.sleep(0.05)
+                if follow is None or not follow():
+                    if follow is not None:  # one last look: the monitor may have flushed on exit
+                        follow = None
+                        continue
+                    return
+                time.sleep(0.05)
+        finally:
+            if f is not None:
+                f.close()
+
+    def _rotated(self, f) -> bool:
+        """The path now names another file, or ours was truncated below what we read."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False  # removed: what we hold is still readable to its end
+        return st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell()
 
     def lines(self, follow: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes, bytes]]:
         """(stream, docker timestamp, line-with-newline) with partial records joined."""
