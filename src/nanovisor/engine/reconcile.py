@@ -33,7 +33,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from nanovisor.engine import procs
 from nanovisor.engine.state import Op, State
 from nanovisor.errors import NanovisorError
 from nanovisor.paths import Paths, process_tag
+from nanovisor.rmtree import remove_tree
 from nanovisor.snapshots.overlay import unmount
 
 INTERRUPTED = "the engine stopped before this start finished: the container was stopped (start it again)"
@@ -208,12 +208,12 @@ def _remove_unknown(engine, known: set[str]) -> None:
                     engine.network.delete_netns(cid)
                 except NanovisorError:
                     pass
-            shutil.rmtree(paths.bundle_dir(cid), ignore_errors=True)
+            remove_tree(paths.bundle_dir(cid), ignore_errors=True)
             (paths.exits / cid).unlink(missing_ok=True)
             merged = paths.container_dir(cid) / "merged"
             if merged.exists():
                 unmount(merged)
-            shutil.rmtree(paths.container_dir(cid), ignore_errors=True)
+            remove_tree(paths.container_dir(cid), ignore_errors=True)
 
 
 def _exists(engine, cid: str) -> bool:
@@ -308,7 +308,7 @@ def _remove_unrecorded_layers(engine, grace: float = 60.0) -> None:
         except OSError:
             continue
         _note(f"layers/{e.name[:12]}: no record of it: removed")
-        shutil.rmtree(trash, ignore_errors=True)
+        remove_tree(trash, ignore_errors=True)
 
 
 def mount_points_under(d: Path) -> list[str]:
@@ -355,12 +355,25 @@ def _remove_tree(path: Path) -> int:
         size = path.lstat().st_size if path.exists() or path.is_symlink() else 0
         path.unlink(missing_ok=True)
         return size
-    size = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
+    size = _tree_size(path)
+    remove_tree(path)
+    return size
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of the files below path; iterative (a tree may be deeper than Python's recursion limit)."""
+    size, stack = 0, [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
             try:
-                size += os.lstat(os.path.join(dirpath, name)).st_size
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                else:
+                    size += e.stat(follow_symlinks=False).st_size
             except OSError:
                 pass
-    shutil.rmtree(path, ignore_errors=True)
     return size
