@@ -54,8 +54,16 @@ class Paths:
         return self.root / "volumes"
 
     @property
-    def tmp(self) -> Path:
+    def tmp_root(self) -> Path:
+        """Every temporary file of the engine lives below it: start-up and `system prune` clean it."""
         return self.root / "tmp"
+
+    @property
+    def tmp(self) -> Path:
+        """This process's scratch directory (build contexts, unpacking layers, spooled uploads):
+        tmp/<pid>-<start time>, made on first use and removed at exit; what a killed process left is
+        removed by the next start-up (engine/recovery.py), which tells it is dead by its name."""
+        return _process_tmp(self.root / "tmp")
 
     @property
     def run_containers(self) -> Path:
@@ -86,7 +94,7 @@ class Paths:
         other user may traverse into it). /run/nanovisor itself stays 0711: it holds the API socket, whose own
         mode (and group) decides who may talk to the daemon."""
         modes = {self.root: 0o710, self.root / "blobs": 0o700, self.blobs: 0o700, self.layers: 0o700,
-                 self.containers: 0o710, self.volumes: 0o700, self.tmp: 0o700}
+                 self.containers: 0o710, self.volumes: 0o700, self.tmp_root: 0o700}
         if self.run != DEFAULT_RUN:
             modes[DEFAULT_RUN] = 0o711
         modes[self.run] = 0o711 if self.run == DEFAULT_RUN else 0o700
@@ -104,3 +112,42 @@ class Paths:
         owner = self.run / "root"  # names the root this runtime state belongs to (cleanup, reconciliation)
         if not owner.exists():
             owner.write_text(str(self.root))
+
+
+def process_tag(pid: int | None = None) -> str:
+    """<pid>-<start time in ticks>: names a process uniquely across pid reuse (scratch dirs, owner marks)."""
+    pid = pid or os.getpid()
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        start = int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        start = 0
+    return f"{pid}-{start}"
+
+
+_made: dict[Path, Path] = {}  # tmp root → this process's dir in it (made by this pid)
+
+
+def _process_tmp(tmp_root: Path) -> Path:
+    key = tmp_root
+    made = _made.get(key)
+    if made is not None and made.name.startswith(f"{os.getpid()}-"):
+        return made
+    path = tmp_root / process_tag()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not _made:
+        import atexit
+
+        atexit.register(_remove_process_tmp, os.getpid())
+    _made[key] = path
+    return path
+
+
+def _remove_process_tmp(pid: int) -> None:
+    import shutil
+
+    if pid != os.getpid():
+        return
+    for path in _made.values():
+        shutil.rmtree(path, ignore_errors=True)

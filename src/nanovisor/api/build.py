@@ -52,8 +52,9 @@ def build(req: Request) -> Stream:
 
 
 def build_prune(req: Request) -> Response:
-    """The legacy builder keeps its cache as images: `docker image prune` reclaims them, not this."""
-    return JSON({"CachesDeleted": [], "SpaceReclaimed": 0})
+    """The legacy builder keeps its cache as images: `docker image prune` reclaims them. This (called by
+    `docker system prune` and `docker builder prune`) removes the scratch work dead processes left."""
+    return JSON({"CachesDeleted": [], "SpaceReclaimed": req.engine.scratch_prune()})
 
 
 def commit(req: Request) -> Response:

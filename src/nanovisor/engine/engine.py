@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from nanovisor.engine import imageops, listing, netconnect, stdio, views
+from nanovisor.engine import imageops, listing, netconnect, reconcile, stdio, views
 from nanovisor.engine.containers import Container, ContainerStore
 from nanovisor.engine.create import create_container
 from nanovisor.engine.diskusage import du
@@ -75,6 +75,9 @@ class Engine:
         self.watcher = ExitWatcher(self._reap_exited) if persistent else None
         self._execs: dict = {}
         self._started = time.time()
+        # the embedded CLI reconciles a root on first use after its previous user died (serve: in recover)
+        if reconcile.register(self.paths) and not persistent:
+            reconcile.reconcile_root(self)
 
     def recover(self) -> None:
         """On `serve` start (see engine/recovery.py)."""
@@ -393,6 +396,11 @@ class Engine:
         info = self._networks().inspect(ref)
         self.network.remove(ref)
         self.event_log.emit("network", "destroy", info["Id"], {"name": info["Name"]})
+
+    def scratch_prune(self) -> int:
+        """Removes the temporary work (build contexts, uploads, layers being unpacked) of processes that are
+        gone; bytes reclaimed."""
+        return reconcile.clean_scratch(self.paths)
 
     def network_prune(self, filters: dict[str, list[str]] | None = None) -> dict:
         return self._networks().prune(filters)

@@ -442,6 +442,7 @@ class Lifecycle:
                 pass
         shutil.rmtree(self.paths.bundle_dir(c.id), ignore_errors=True)
         (self.paths.exits / c.id).unlink(missing_ok=True)
+        self.snapshot(c).unmount()  # a container that does not run leaves no mount (cp/export mount again)
 
     # stop / kill ------------------------------------------------------------------------------------
     def wait_exit(self, c: Container, timeout: float | None) -> bool:

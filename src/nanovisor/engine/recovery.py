@@ -1,11 +1,12 @@
-"""What `serve` does when it starts: networks back, running containers watched again, exits that happened
-while nobody watched recorded, and containers whose restart policy says so started again (after a reboot
-their monitors are gone)."""
+"""What `serve` does when it starts: networks back, the root reconciled after a crash (engine/reconcile.py),
+running containers watched again, exits that happened while nobody watched recorded, and containers whose
+restart policy says so started again (after a reboot their monitors are gone)."""
 
 from __future__ import annotations
 
 import logging
 
+from nanovisor.engine.reconcile import reconcile_root
 from nanovisor.engine.state import Op, State
 
 log = logging.getLogger("nanovisor.engine")
@@ -17,6 +18,7 @@ def recover(engine) -> None:
             engine.network.restore()
         except Exception as e:  # a network that cannot be restored must not keep the API down
             log.warning("network restore: %s", e)
+    reconcile_root(engine)  # store, runtime, mounts, processes and scratch agree again
     lifecycle = engine.lifecycle
     for c in engine.containers.list():
         policy = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"

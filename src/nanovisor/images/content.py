@@ -33,7 +33,11 @@ def digest_of(data: bytes) -> str:
 class BlobStore:
     def __init__(self, paths: Paths) -> None:
         self.dir = paths.blobs
-        self.tmp = paths.tmp
+        self._paths = paths
+
+    @property
+    def tmp(self) -> Path:
+        return self._paths.tmp  # the process's scratch dir, made when a blob is first written
 
     def path(self, digest: str) -> Path:
         return self.dir / check_digest(digest)

@@ -182,7 +182,7 @@ class ImageStore:
         while so a concurrent garbage collection does not take it before an image refers to it."""
         from nanovisor.images.unpack import unpack_layer  # tar machinery only when a layer arrives
 
-        info = unpack_layer(tar_stream, self.paths.layers)
+        info = unpack_layer(tar_stream, self.paths.layers, self.paths.tmp)
         with self.db.transaction():
             self.tables.add_layer(info.diff_id, info.size, time.time())
             self.tables.lease(info.diff_id, time.time() + LEASE_SECONDS)

@@ -429,13 +429,15 @@ def _os_error(e: OSError, m: Member) -> Exception:
     return InvalidParameter(f"invalid tar: cannot extract {m.raw_name!r}: {e.strerror}")
 
 
-def unpack_layer(stream: BinaryIO, layers_dir: Path) -> LayerInfo:
+def unpack_layer(stream: BinaryIO, layers_dir: Path, work_dir: Path | None = None) -> LayerInfo:
     """Unpacks a (gzip/zstd/bzip2/xz/plain) layer tar into layers_dir/<diff_id hex>/diff in one pass.
 
-    The work happens in a hidden sibling directory renamed into place at the end, so a half-unpacked layer is
-    never visible; if another process unpacked the same layer meanwhile, ours is discarded."""
+    The work happens in a directory under work_dir (the process's scratch dir under the root's tmp/, on the
+    same filesystem; default: a hidden sibling) renamed into place at the end, so a half-unpacked layer is
+    never visible, and one a killed process left is removed with its scratch dir at the next start-up; if
+    another process unpacked the same layer meanwhile, ours is discarded."""
     layers_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=layers_dir))
+    work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=work_dir or layers_dir))
     raw = None
     try:
         os.chmod(work, 0o700)
