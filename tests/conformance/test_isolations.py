@@ -1,23 +1,40 @@
-"""One conformance module, run over every isolation: the same image, command and flags must behave the same
-in a process container (runc) and in a VM container (nanovisor-vm), as a user checks them."""
+"""One conformance module, run over every runtime in the registry: the same image, command and flags must
+behave the same in a process container (runc, crun) and in a VM container (nanovisor-vm), as a user checks
+them. A new runtime is tested here by registering it (runtime/registry.py)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from nvtest import IMAGE, pty_session, wait_for
 
-ISOLATIONS = [pytest.param("process", id="process"), pytest.param("vm", id="vm", marks=pytest.mark.vm)]
+from nanovisor.runtime.registry import RuntimeRegistry
 
 
-@pytest.fixture(params=ISOLATIONS)
+def _runtimes() -> list:
+    """One param per registered runtime: VM runtimes carry the `vm` mark (slow under TCG); one that is not
+    installed, or that this host's layout makes refuse, is skipped with the reason."""
+    params = []
+    for name, rt in RuntimeRegistry(Path("/nonexistent")).runtimes.items():
+        marks = [pytest.mark.vm] if rt.isolation == "vm" else []
+        if not rt.available():
+            marks.append(pytest.mark.skip(reason=f"{name} is not installed"))
+        elif reason := rt.unsupported_reason():
+            marks.append(pytest.mark.skip(reason=reason))
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+@pytest.fixture(params=_runtimes())
 def iso(request):
+    """The runtime under test (named iso: each one is an isolation the user can pick)."""
     return request.param
 
 
 def run(nv, iso, *args, **kw):
-    return nv("run", f"--isolation={iso}", *args, **kw)
+    return nv("run", "--runtime", iso, *args, **kw)
 
 
 def test_output_exit_code_and_process_options(nv, iso):
@@ -113,7 +130,7 @@ def test_memory_limit_applies(nv, iso):
 
 
 def test_tty_run_and_exec(nv, iso, root):
-    out, code = pty_session(root, ["run", f"--isolation={iso}", "-it", "--rm", IMAGE, "sh"],
+    out, code = pty_session(root, ["run", "--runtime", iso, "-it", "--rm", IMAGE, "sh"],
                      [b"echo $((6*7))\r", b"exit 5\r"])
     assert code == 5 and b"42" in out, out
     cid = run(nv, iso, "-d", IMAGE, "sleep", "1000").stdout.strip()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from nanovisor.bundle.etcfiles import hosts_file, parse_extra_hosts
 from nanovisor.errors import InvalidParameter
 from nanovisor.runtime import spec_caps
-from nanovisor.runtime.etcfiles import hosts_file
 from nanovisor.runtime.spec import SpecInput, build_exec_process, build_spec, merge_config
 
 RUNC = shutil.which("runc")
@@ -174,7 +174,7 @@ def test_shm_size_and_default_mounts(bundle):
 
 def test_engine_mounts_and_hosts_file(bundle, tmp_path):
     hosts = tmp_path / "hosts"
-    hosts.write_text(hosts_file("spectest", "10.88.0.5", ["db:10.88.0.9"]))
+    hosts.write_text(hosts_file("spectest", ["10.88.0.5"], parse_extra_hosts(["db:10.88.0.9"])))
     mounts = [{"destination": "/etc/hosts", "type": "bind", "source": str(hosts), "options": ["rbind", "rprivate"]}]
     out = bundle.run(sh("cat /etc/hosts"), mounts=mounts)
     assert "10.88.0.5\tspectest" in out.stdout and "10.88.0.9\tdb" in out.stdout

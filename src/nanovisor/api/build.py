@@ -104,7 +104,7 @@ def _json_list(raw: str | None, what: str) -> list[str]:
 
 def _extra_hosts(values: list[str]) -> list[str]:
     """`extrahosts`, repeated (docker CLI, docker-py): "name:ip" or "name=ip" each."""
-    from nanovisor.runtime.etcfiles import parse_extra_host
+    from nanovisor.bundle.etcfiles import parse_extra_host
 
     hosts = [h for h in values if h]
     for h in hosts:

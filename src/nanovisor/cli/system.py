@@ -20,7 +20,6 @@ def cmd_info(args) -> int:
     if args.format:
         formatted(args.format, [info])
         return 0
-    vm = info.get("VMIsolation") or {}
     print("Server:")
     for label, key in (("Containers", "Containers"), (" Running", "ContainersRunning"),
                        (" Paused", "ContainersPaused"), (" Stopped", "ContainersStopped"), ("Images", "Images"),
@@ -34,10 +33,10 @@ def cmd_info(args) -> int:
         if key == "MemTotal":
             value = f"{value / 2**30:.2f}GiB"
         print(f" {label}: {value}")
-    print(f" Runtimes: {' '.join(sorted(info.get('Runtimes', {})))}")
-    print(" VM isolation:")
-    for k, v in vm.items():
-        print(f"  {k}: {v}")
+    runtimes = info.get("Runtimes") or {}
+    print(f" Runtimes: {' '.join(sorted(runtimes))}")
+    for name in sorted(runtimes):  # each runtime's own status: isolation, the VM's accelerator, ...
+        print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in (runtimes[name].get("status") or {}).items()))
     for w in info.get("Warnings") or []:
         print(w, file=sys.stderr)
     return 0

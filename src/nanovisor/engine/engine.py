@@ -22,7 +22,6 @@ from nanovisor.engine.create import create_container
 from nanovisor.engine.diskusage import du
 from nanovisor.engine.events import EventLog
 from nanovisor.engine.lifecycle import Lifecycle
-from nanovisor.engine.streams import AttachSession
 from nanovisor.engine.volumes import VolumeStore, list_volumes, prune_volumes, volume_users
 from nanovisor.engine.watcher import ExitWatcher
 from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotFound
@@ -102,7 +101,7 @@ class Engine:
         """c in line with reality; in serve, at no process check for the containers it watches."""
         if self.watcher is None:
             return self.lifecycle.reconcile(c)
-        return self.watcher.current(c, self.lifecycle.reconcile, lambda c: self.paths.exits / c.id)
+        return self.watcher.current(c, self.lifecycle.reconcile, lambda c: self.lifecycle.monitor(c).exit_file)
 
     def container_create(self, body: dict, name: str | None = None) -> dict:
         c = create_container(body, name, images=self.images, containers=self.containers, volumes=self.volumes,
@@ -244,14 +243,12 @@ class Engine:
         return stdio.logs(self, self.get(ref), stdout, stderr, follow, since, until, timestamps, tail)
 
     def container_attach(self, ref: str, stdin: bool = False, stdout: bool = True, stderr: bool = True,
-                         logs: bool = False, stream: bool = True) -> AttachSession:
+                         logs: bool = False, stream: bool = True) -> StreamSession:
         return stdio.attach(self, self.get(ref), stdin, stdout, stderr, logs, stream)
 
     def container_resize(self, ref: str, height: int, width: int) -> None:
-        from nanovisor.engine.streams import resize_conmon
-
         c = self._running(ref)
-        resize_conmon(self.paths.bundle_dir(c.id), height, width)
+        self.lifecycle.monitor(c).resize(height, width)
 
     def container_archive_stat(self, ref: str, path: str) -> dict:
         from nanovisor.engine import files

@@ -39,8 +39,9 @@ def match_labels(labels: dict, wanted: list[str]) -> bool:
     return True
 
 
-def container_matcher(filters: dict[str, list[str]], resolve, image_ids) -> callable:
-    """resolve(ref) → Container|None for before/since; image_ids(ref) → set of ids for ancestor."""
+def container_matcher(filters: dict[str, list[str]], resolve, image_ids, isolation_of) -> callable:
+    """resolve(ref) → Container|None for before/since; image_ids(ref) → set of ids for ancestor;
+    isolation_of(runtime name) → its isolation, as the runtime registry says (filter isolation=)."""
     for key in filters:
         if key not in _KNOWN:
             raise InvalidParameter(f"invalid filter '{key}'")
@@ -91,7 +92,7 @@ def container_matcher(filters: dict[str, list[str]], resolve, image_ids) -> call
             if (health or {}).get("Status", NONE) not in filters["health"]:
                 return False
         if "isolation" in filters:
-            iso = "vm" if c.runtime == "nanovisor-vm" else "process"
+            iso = isolation_of(c.runtime)
             if iso not in filters["isolation"] and (c.host_config.get("Isolation") or "default") \
                     not in filters["isolation"]:
                 return False

@@ -10,11 +10,9 @@ of them may die without losing an exit code: conmon has already written it to a 
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import signal as signals
-import subprocess
 import sys
 import threading
 import time
@@ -22,15 +20,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nanovisor.engine import procs
+from nanovisor.bundle.bundle import BundleBuilder
 from nanovisor.engine.containers import Container, ContainerStore
 from nanovisor.engine.events import EventLog
 from nanovisor.engine.locks import ContainerLocks
-from nanovisor.engine.mounts import oci_mounts
 from nanovisor.engine.state import Op, State, transition
-from nanovisor.errors import Conflict, InvalidParameter, NanovisorError, NotModified, no_such_container
+from nanovisor.errors import InvalidParameter, NanovisorError, NotModified, no_such_container
 from nanovisor.paths import Paths
+from nanovisor.runtime import procs
 from nanovisor.runtime.base import CreateOptions
+from nanovisor.runtime.monitor import Monitor
 from nanovisor.runtime.oci import start_exit_code
 from nanovisor.runtime.registry import RuntimeRegistry
 from nanovisor.snapshots.overlay import OverlaySnapshot
@@ -38,7 +37,6 @@ from nanovisor.snapshots.overlay import OverlaySnapshot
 log = logging.getLogger("nanovisor.engine")
 
 DEFAULT_STOP_TIMEOUT = 10
-INIT_BINARY = "/usr/bin/tini-static"
 
 
 def parse_signal(sig: str | int | None, default: str = "SIGTERM") -> int:
@@ -77,6 +75,7 @@ class Lifecycle:
         # the new run (its exit, its healthcheck)
         self.on_started: Callable[[Container], None] | None = None
         self._hooks_guard = threading.Lock()
+        self.bundles = BundleBuilder(paths, containers, runtimes, network=lambda: self.network)
 
     @property
     def network(self):
@@ -93,6 +92,11 @@ class Lifecycle:
         snap = self.snapshot(c)
         snap.prepare()
         return snap.mount(self.images.layer_dirs(image))
+
+    def monitor(self, c: Container) -> Monitor:
+        """The container's conmon, as its last start recorded it."""
+        return Monitor(c.id, self.paths.bundle_dir(c.id), self.paths.exits, c.state.get("_MonitorPid", 0),
+                       c.state.get("_MonitorStart", 0))
 
     def event(self, c: Container, action: str, **extra: str) -> None:
         attrs = {"name": c.name, "image": c.spec.get("ImageRef") or c.image_id}
@@ -151,14 +155,15 @@ class Lifecycle:
         that exit, before this start makes a new one — else the runtime refuses the id, or that late exit file
         ends the new run."""
         runtime = self.runtimes.get(c.runtime)
-        if not (runtime.state_root / c.id).exists():
+        if not runtime.exists(c.id):
             return
         try:
             runtime.delete(c.id, force=True)
         except NanovisorError:
             pass
         deadline = time.monotonic() + 5  # the monitor writes it within milliseconds, unless it is gone too
-        while not (self.paths.exits / c.id).exists() and time.monotonic() < deadline:
+        monitor = self.monitor(c)
+        while not monitor.exit_written() and time.monotonic() < deadline:
             time.sleep(0.02)
 
     @contextmanager
@@ -169,7 +174,7 @@ class Lifecycle:
         c = ref if isinstance(ref, Container) else self.containers.get(ref)
         with self.locks.hold(c.id):
             fresh = self.containers.reload(c)
-            if fresh is not None and fresh.running and self.exited(fresh):
+            if fresh is not None and fresh.running and self.monitor(fresh).exited():
                 fresh = self.reap(fresh)
             if fresh is None:
                 if missing_ok:
@@ -188,62 +193,13 @@ class Lifecycle:
         return transition(c.status, op, c.id, c.name)
 
     def _start_locked(self, c: Container, attached: bool = False) -> None:
-        from nanovisor.engine import linking
-        from nanovisor.network.legacy_links import merge_env
-        from nanovisor.runtime.spec import SpecInput, build_spec
-
+        """image → snapshot (the rootfs mount) → bundle (config.json, /etc files, network) → runtime."""
         runtime = self.runtimes.get(c.runtime)
         rootfs = self.mount_rootfs(c)
-        self._copy_up_volumes(c, rootfs)
-        cdir = self.paths.container_dir(c.id)
-        bundle = self.paths.bundle_dir(c.id)
-        shutil.rmtree(bundle, ignore_errors=True)
-        bundle.mkdir(parents=True)
-        exit_file = self.paths.exits / c.id
-        exit_file.unlink(missing_ok=True)
-
-        hc = c.host_config
-        link_env, link_hosts = linking.env_and_hosts(self.containers, c)
-        netns_path, etc_files, plumb = self._network_setup(c, link_hosts)
-        if plumb is not None and runtime.reads_network_at_create:
-            etc_files, plumb = {**etc_files, **plumb()}, None
-        mounts = oci_mounts(c.spec.get("MountPoints") or [])
-        for name in ("hostname", "hosts", "resolv.conf"):
-            if name not in etc_files and plumb is None:
-                continue
-            path = cdir / name
-            path.write_text(etc_files.get(name, ""))  # written in place once the network is plumbed
-            mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(path),
-                           "options": ["rbind", "rprivate", "ro" if hc.get("ReadonlyRootfs") and name == "hostname"
-                                       else "rw"]})
-        spec_hc = hc if netns_path != "" else {**hc, "NetworkMode": "none"}  # "": a fresh, empty netns
-        config = {**c.config, "Env": merge_env(link_env, c.config.get("Env") or [])} if link_env else c.config
-        spec = build_spec(SpecInput(container_id=c.id, config=config, host_config=spec_hc, rootfs=str(rootfs),
-                                    mounts=mounts, netns_path=netns_path or None,
-                                    cgroups_path=f"/nanovisor/{c.id}",
-                                    init_path=INIT_BINARY if hc.get("Init") else None))
-        (bundle / "config.json").write_text(json.dumps(spec))
-
-        policy = (hc.get("RestartPolicy") or {}).get("Name") or "no"
-        opts = CreateOptions(log_path=cdir / "ctr.log", exit_dir=self.paths.exits,
-                             log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
-                             # with a TTY, end of input travels in-band (^D): a detached client must be
-                             # able to attach again and type, as in Docker
-                             stdin_once=bool(c.config.get("StdinOnce")) and not c.config.get("Tty"),
-                             tty=bool(c.config.get("Tty")),
-                             exit_command=None if self.persistent or policy == "no" and (attached or not hc.get(
-                                 "AutoRemove")) else self.exit_command(c))
-        # veths and addresses are plumbed while the runtime creates the container: both take ~15-30 ms
-        plumbing = _Background(plumb) if plumb is not None else None
+        bundle = self.bundles.build(c, rootfs, runtime)
+        self.monitor(c).forget_exit()
+        created = bundle.create_with(runtime, self._create_options(c, attached))
         try:
-            created = runtime.create(c.id, bundle, opts)
-        finally:
-            if plumbing is not None:
-                plumbing.join()
-        try:
-            if plumbing is not None:
-                for name, content in plumbing.result().items():
-                    (cdir / name).write_text(content)
             self._run_created_hooks(c)
             runtime.start(c.id)
         except BaseException:
@@ -259,84 +215,26 @@ class Lifecycle:
         self.containers.save_state(c)
         self.event(c, "start")
         if self.network is not None:
+            from nanovisor.engine import linking
+
             linking.update_parents(self.containers, self.network, self.paths, c)
 
-    def _copy_up_volumes(self, c: Container, rootfs: Path) -> None:
-        """A new volume starts with the image's content at its mount point, as in Docker."""
-        from nanovisor.runtime.users import scoped_path
-
-        points = c.spec.get("MountPoints") or []
-        changed = False
-        for p in points:
-            if p.get("_CopyUp"):
-                # resolved inside the rootfs: an image's absolute symlink must not lead to the host's files
-                src = Path(scoped_path(str(rootfs), p["Destination"]))
-                if src.is_dir() and not src.is_symlink() and not any(Path(p["Source"]).iterdir()):
-                    subprocess.run(["cp", "-a", "--", f"{src}/.", f"{p['Source']}/"], capture_output=True)
-                p["_CopyUp"] = False
-                changed = True
-        if changed:
-            self.containers.save_spec(c)
-
-    def _network_setup(self, c: Container, link_hosts: list[tuple[str, str]] = ()
-                       ) -> tuple[str | None, dict[str, str], Callable[[], dict] | None]:
-        """(netns path or None for the host's, the /etc files known now, and the plumbing still to do — a
-        function returning the remaining /etc files — or None)."""
-        from nanovisor.runtime.etcfiles import hosts_file, resolv_conf
-
+    def _create_options(self, c: Container, attached: bool) -> CreateOptions:
         hc = c.host_config
-        mode = hc.get("NetworkMode") or "bridge"
-        hostname = c.config.get("Hostname") or c.id[:12]
-        if mode.startswith("container:"):
-            other = self.containers.get(mode.split(":", 1)[1])
-            if not other.running:
-                raise Conflict(f"cannot join network of a non running container: {other.id}")
-            if not self.runtimes.get(other.runtime).network_shareable:
-                raise InvalidParameter(f"cannot join the network of container {other.name}: its network stack "
-                                       f"is inside its own VM ({other.runtime})")
-            shared = self.network.lookup_netns(other.id) if self.network is not None else None
-            return shared or f"/proc/{other.state['Pid']}/ns/net", self._etc_files_of(other, hostname), None
-        if self.network is not None and mode != "host":
-            ns = self.network.create_netns(c.id)
-
-            def plumb() -> dict[str, str]:
-                result = self.network.attach(c.id, ns, hc, c.spec.get("NetworkingConfig") or {}, hostname,
-                                             c.config.get("ExposedPorts") or {}, name=c.name,
-                                             link_hosts=list(link_hosts))
-                c.spec["NetworkSettings"] = result.get("NetworkSettings", {})
-                self.containers.save_spec(c)
-                return {"hosts": result["hosts"], "resolv.conf": result["resolv_conf"]}
-            return ns, {"hostname": hostname + "\n"}, plumb
-        files = {"hostname": hostname + "\n",
-                 "hosts": hosts_file(hostname, None, hc.get("ExtraHosts") or []),
-                 "resolv.conf": resolv_conf(hc.get("Dns") or [], hc.get("DnsSearch") or [],
-                                            hc.get("DnsOptions") or [])}
-        if mode == "host":
-            return None, files, None
-        return "", files, None  # a fresh namespace made by the runtime
-
-    def _etc_files_of(self, other: Container, hostname: str) -> dict[str, str]:
-        """--network container:X shares X's /etc/hosts and resolv.conf, as Docker does."""
-        cdir = self.paths.container_dir(other.id)
-        files = {"hostname": hostname + "\n"}
-        for name in ("hosts", "resolv.conf"):
-            try:
-                files[name] = (cdir / name).read_text()
-            except OSError:
-                pass
-        return files
+        policy = (hc.get("RestartPolicy") or {}).get("Name") or "no"
+        return CreateOptions(log_path=self.paths.container_dir(c.id) / "ctr.log", exit_dir=self.paths.exits,
+                             log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
+                             # with a TTY, end of input travels in-band (^D): a detached client must be
+                             # able to attach again and type, as in Docker
+                             stdin_once=bool(c.config.get("StdinOnce")) and not c.config.get("Tty"),
+                             tty=bool(c.config.get("Tty")),
+                             exit_command=None if self.persistent or policy == "no" and (attached or not hc.get(
+                                 "AutoRemove")) else self.exit_command(c))
 
     # exit -------------------------------------------------------------------------------------------
-    def monitor_alive(self, c: Container) -> bool:
-        return procs.alive(c.state.get("_MonitorPid", 0), c.state.get("_MonitorStart", 0))
-
-    def exited(self, c: Container) -> bool:
-        """The container's process is gone: conmon wrote its exit file, or conmon itself is gone."""
-        return (self.paths.exits / c.id).exists() or not self.monitor_alive(c)
-
     def reconcile(self, c: Container) -> Container:
         """Brings a 'running' record in line with reality (process gone → exited)."""
-        if c.running and self.exited(c):
+        if c.running and self.monitor(c).exited():
             return self.reap(c) or c
         return c
 
@@ -352,15 +250,16 @@ class Lifecycle:
             if fresh is None:
                 return None
             c = fresh
-            if not c.running or not self.exited(c):
+            monitor = self.monitor(c)
+            if not c.running or not monitor.exited():
                 return c
-            code, finished = self._read_exit(c)
+            code, finished = monitor.exit_status()
             runtime = self.runtimes.get(c.runtime)
             try:
                 runtime.delete(c.id, force=True)
             except NanovisorError:
                 pass
-            oom = (self.paths.bundle_dir(c.id) / "oom").exists()
+            oom = monitor.oom_killed()
             self._teardown(c)
             c.state.update(Pid=0, ExitCode=code, FinishedAt=finished, OOMKilled=oom,
                            _ReapedSeq=c.state.get("_StartSeq", 0), _MonitorPid=0)
@@ -381,21 +280,7 @@ class Lifecycle:
 
     def _exit_command_pending(self, c: Container) -> bool:
         """True while conmon's exit command may still be running for this container."""
-        return (time.time() - self._exit_time(c)) < 30
-
-    def _exit_time(self, c: Container) -> float:
-        try:
-            return (self.paths.exits / c.id).stat().st_mtime
-        except OSError:
-            return 0.0
-
-    def _read_exit(self, c: Container) -> tuple[int, float]:
-        path = self.paths.exits / c.id
-        try:
-            text = path.read_text().strip()
-            return int(text), path.stat().st_mtime
-        except (OSError, ValueError):
-            return 255, time.time()  # the monitor died without recording (killed, or host reboot)
+        return (time.time() - self.monitor(c).exit_recorded_at()) < 30
 
     def _restart_delay(self, c: Container, policy: str, code: int) -> float | None:
         if c.state.get("_ManualStop"):
@@ -441,7 +326,7 @@ class Lifecycle:
             except NanovisorError:
                 pass
         shutil.rmtree(self.paths.bundle_dir(c.id), ignore_errors=True)
-        (self.paths.exits / c.id).unlink(missing_ok=True)
+        self.monitor(c).forget_exit()
         self.snapshot(c).unmount()  # a container that does not run leaves no mount (cp/export mount again)
 
     # stop / kill ------------------------------------------------------------------------------------
@@ -451,12 +336,12 @@ class Lifecycle:
         pid, started = c.state.get("Pid", 0), c.state.get("_PidStart", 0)
         if pid and started:
             procs.wait_exit(pid, started, timeout)
-        while not self.exited(c):
+        monitor = self.monitor(c)
+        while not monitor.exited():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
-            procs.wait_exit(c.state.get("_MonitorPid", 0), c.state.get("_MonitorStart", 0),
-                            0.02 if left is None else min(left, 0.02))
+            monitor.wait(0.02 if left is None else min(left, 0.02))
         return True
 
     def stop(self, ref: str | Container, timeout: int | None = None, signal: str | None = None) -> Container:
@@ -501,7 +386,7 @@ class Lifecycle:
                         raise
                 self._resumed(c)
         except NanovisorError:
-            if self.monitor_alive(c):
+            if self.monitor(c).alive():
                 raise
 
     def _resumed(self, c: Container) -> None:
@@ -574,7 +459,7 @@ class Lifecycle:
             try:
                 self._teardown(c)
                 runtime = self.runtimes.get(c.runtime)
-                if (runtime.state_root / c.id).exists():  # reaping deleted it already, unless it failed midway
+                if runtime.exists(c.id):  # reaping deleted it already, unless it failed midway
                     try:
                         runtime.delete(c.id, force=True)
                     except NanovisorError:
@@ -595,31 +480,6 @@ class Lifecycle:
                     except NanovisorError:
                         pass
         self.event(c, "destroy")
-
-
-class _Background:
-    """Runs fn on a thread; result() returns its value or raises its exception in the caller."""
-
-    def __init__(self, fn: Callable[[], dict]) -> None:
-        self._value: dict = {}
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], dict]) -> None:
-        try:
-            self._value = fn()
-        except BaseException as e:  # handed to the caller in result()
-            self._error = e
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self) -> dict:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _log_size_max(host_config: dict) -> int:

@@ -43,7 +43,8 @@ def _image_ids(engine, ref: str) -> set[str]:
 def list_containers(engine, all_: bool = False, limit: int = -1, size: bool = False,
                     filters: dict[str, list[str]] | None = None) -> list[dict]:
     filters = filters or {}
-    match = container_matcher(filters, engine.containers.find, lambda ref: _image_ids(engine, ref))
+    match = container_matcher(filters, engine.containers.find, lambda ref: _image_ids(engine, ref),
+                              engine.runtimes.isolation_of)
     now = time.time()
     out = []
     from nanovisor.engine.linking import link_names

@@ -109,35 +109,5 @@ def _check_subpath(subpath: str) -> str:
     return clean
 
 
-def _subpath_source(p: dict) -> str:
-    """The directory inside the volume a Subpath names, resolved at start (it may be made after create) and
-    inside the volume: a symlink in the volume cannot point the mount at the host's files."""
-    from nanovisor.runtime.users import scoped_path
-
-    source = scoped_path(p["Source"], p["_Subpath"])
-    if not os.path.exists(source):
-        raise InvalidParameter(f"cannot access path {source}: no such file or directory (volume subpath "
-                               f"{p['_Subpath']} of {p.get('Name', '')})")
-    return source
-
-
-def oci_mounts(points: list[dict]) -> list[dict]:
-    """The OCI runtime mounts for stored mount points (HostConfig.Tmpfs is the spec builder's)."""
-    out = []
-    for p in points:
-        if p["Type"] == "tmpfs":
-            opts = ["nosuid", "nodev", "noexec"] + ([] if p["RW"] else ["ro"])
-            if p.get("_Size"):
-                opts.append(f"size={p['_Size']}")
-            if p.get("_FileMode"):
-                opts.append(f"mode={p['_FileMode']:o}")
-            out.append({"destination": p["Destination"], "type": "tmpfs", "source": "tmpfs", "options": opts})
-        else:
-            opts = ["rbind", p.get("Propagation") or "rprivate", "rw" if p["RW"] else "ro"]
-            source = _subpath_source(p) if p.get("_Subpath") else p["Source"]
-            out.append({"destination": p["Destination"], "type": "bind", "source": source, "options": opts})
-    return out
-
-
 def public(points: list[dict]) -> list[dict]:
     return [{k: v for k, v in p.items() if not k.startswith("_")} for p in points]

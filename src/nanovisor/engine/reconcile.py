@@ -37,11 +37,11 @@ import signal
 import time
 from pathlib import Path
 
-from nanovisor.engine import procs
 from nanovisor.engine.state import Op, State
 from nanovisor.errors import NanovisorError
 from nanovisor.paths import Paths, process_tag
 from nanovisor.rmtree import remove_tree
+from nanovisor.runtime import procs
 from nanovisor.snapshots.overlay import unmount
 
 INTERRUPTED = "the engine stopped before this start finished: the container was stopped (start it again)"
@@ -123,7 +123,7 @@ def _note(what: str) -> None:
 
 
 def _runtime_has(runtime, cid: str) -> bool:
-    return (runtime.state_root / cid).exists()
+    return runtime.exists(cid)
 
 
 def _reconcile_container(engine, c):

@@ -22,7 +22,7 @@ def recover(engine) -> None:
     lifecycle = engine.lifecycle
     for c in engine.containers.list():
         policy = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
-        if c.running and lifecycle.monitor_alive(c):
+        if c.running and lifecycle.monitor(c).alive():
             engine.watch(c)
             continue
         fresh = lifecycle.reconcile(c)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 from nanovisor.engine.containers import Container
 from nanovisor.engine.logs import LogReader
-from nanovisor.engine.streams import AttachSession
 
 
 def logs(engine, c: Container, stdout: bool, stderr: bool, follow: bool, since: float, until: float,
@@ -34,8 +33,8 @@ def attach(engine, c: Container, stdin: bool, stdout: bool, stderr: bool, logs: 
         lines = engine.container_logs(c.id, stdout=stdout, stderr=stderr)
         live = engine.container_attach(c.id, stdin, stdout, stderr) if stream else None
         return LogsThenLive(lines, live, bool(c.config.get("Tty")))
-    session = AttachSession(engine.paths.bundle_dir(c.id), bool(c.config.get("Tty")),
-                            stdin and bool(c.config.get("OpenStdin")), stdout, stderr)
+    session = engine.lifecycle.monitor(c).attach(bool(c.config.get("Tty")),
+                                                 stdin and bool(c.config.get("OpenStdin")), stdout, stderr)
     if c.running:
         session.connect()
         return session

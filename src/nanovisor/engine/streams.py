@@ -1,6 +1,7 @@
-"""Live stdio sessions: attach (through conmon's attach socket) and exec (a runtime exec child).
+"""Live stdio of an exec: a `RUNTIME exec` child of this engine process.
 
-Both implement engine.StreamSession, so the API's hijack code and the CLI's terminal code serve either.
+It implements engine.StreamSession like runtime.monitor.AttachSession (attach through conmon's socket), so
+the API's hijack code and the CLI's terminal code serve either.
 """
 
 from __future__ import annotations
@@ -8,102 +9,10 @@ from __future__ import annotations
 import errno
 import os
 import selectors
-import socket
 import subprocess
 import threading
-from pathlib import Path
 
-STDOUT, STDERR = 1, 2
-_CONMON_STREAM = {2: STDOUT, 3: STDERR}
-
-
-class AttachSession:
-    """A client of conmon's SOCK_SEQPACKET attach socket: packets from it start with a stream byte
-    (2 stdout, 3 stderr); what we send goes to the container's stdin."""
-
-    def __init__(self, bundle: Path, tty: bool, stdin: bool, stdout: bool, stderr: bool) -> None:
-        self.bundle = bundle
-        self.tty = tty
-        self.want = {STDOUT: stdout, STDERR: stderr}
-        self.stdin = stdin
-        self.sock: socket.socket | None = None
-        self._connected = threading.Event()
-        self._closed = False
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        sock.connect(str(self.bundle / "attach"))
-        self.sock = sock
-        self._connected.set()
-
-    def wait_connected(self, timeout: float | None = None) -> bool:
-        return self._connected.wait(timeout)
-
-    def cancel(self) -> None:
-        """Gives up waiting for a start that will not come."""
-        self._closed = True
-        self._connected.set()
-
-    def read(self) -> tuple[int, bytes] | None:
-        self._connected.wait()
-        while not self._closed and self.sock is not None:
-            try:
-                packet = self.sock.recv(65536)
-            except OSError:
-                return None
-            if not packet:
-                return None
-            stream = STDOUT if self.tty else _CONMON_STREAM.get(packet[0], STDOUT)
-            if self.want.get(stream) and len(packet) > 1:
-                return stream, packet[1:]
-        return None
-
-    def write(self, data: bytes) -> None:
-        if not self.stdin:
-            return
-        self._connected.wait()  # stdin sent before the start waits for it, like the output does
-        if self.sock is None:
-            return
-        for i in range(0, len(data), 8192):
-            self.sock.send(data[i:i + 8192])
-
-    def close_stdin(self) -> None:
-        if self.stdin:
-            self._connected.wait()
-        if self.sock is not None and self.stdin:
-            try:
-                self.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def resize(self, height: int, width: int) -> None:
-        resize_conmon(self.bundle, height, width)
-
-    def detach(self) -> None:
-        self.close()  # conmon keeps the container and its stdio; only this client leaves
-
-    def close(self) -> None:
-        self._closed = True
-        self._connected.set()
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-
-
-def resize_conmon(bundle: Path, height: int, width: int) -> None:
-    """conmon's control fifo: "1 HEIGHT WIDTH" is a window resize."""
-    try:
-        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.write(fd, f"1 {int(height)} {int(width)}\n".encode())
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+STDOUT, STDERR = 1, 2  # Docker's stream numbers (stdcopy)
 
 
 class ExecSession:

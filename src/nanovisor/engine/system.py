@@ -31,17 +31,6 @@ def _os_name() -> str:
     return "Linux"
 
 
-def _vm_accelerator() -> dict:
-    try:
-        from nanovisor.runtime.vm.accel import describe
-    except ImportError:
-        return {"available": False, "reason": "VM runtime not installed"}
-    try:
-        return describe()
-    except Exception as e:  # describing must never break /info
-        return {"available": False, "reason": str(e)}
-
-
 def info(engine) -> dict:
     counts = {"running": 0, "paused": 0, "stopped": 0}
     total = engine.containers.count()
@@ -50,10 +39,6 @@ def info(engine) -> dict:
         if c.running:
             counts["paused" if c.state.get("Paused") else "running"] += 1
     counts["stopped"] = total - counts["running"] - counts["paused"]
-    vm = _vm_accelerator()
-    runtimes = engine.runtimes.info()
-    if "nanovisor-vm" in runtimes:
-        runtimes["nanovisor-vm"]["status"] = {k: str(v) for k, v in vm.items()}
     warnings = []
     if engine.network is None:
         warnings.append("WARNING: bridge networking is not available yet; containers get loopback only")
@@ -77,13 +62,14 @@ def info(engine) -> dict:
         "NCPU": os.cpu_count() or 1, "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "GenericResources": None, "DockerRootDir": str(engine.paths.root), "HttpProxy": "", "HttpsProxy": "",
         "NoProxy": "", "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
-        "ServerVersion": __version__, "Runtimes": runtimes, "DefaultRuntime": "runc",
+        "ServerVersion": __version__, "Runtimes": engine.runtimes.info(),
+        "DefaultRuntime": engine.runtimes.default_name,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": True, "Isolation": "process", "InitBinary": "docker-init",
+        "LiveRestoreEnabled": True, "InitBinary": "docker-init",
+        "Isolation": engine.runtimes.isolation_of(engine.runtimes.default_name),
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
         "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "VMIsolation": vm,
         "Warnings": warnings,
     }
 

@@ -16,8 +16,8 @@ import select
 import threading
 from collections.abc import Callable
 
-from nanovisor.engine import procs
 from nanovisor.engine.containers import Container
+from nanovisor.runtime import procs
 
 log = logging.getLogger("nanovisor.engine")
 

@@ -15,8 +15,9 @@ import ipaddress
 import socket
 from pathlib import Path
 
+from nanovisor.bundle import etcfiles
 from nanovisor.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError_
-from nanovisor.network import files, ipam, links, netd, nsutil, ports
+from nanovisor.network import ipam, links, netd, nsutil, ports
 from nanovisor.network.model import EndpointRec, NetRec
 from nanovisor.network.networks import Networks, _env_flag, host_lock
 from nanovisor.network.wanted import wanted_endpoints
@@ -64,10 +65,10 @@ class NetworkManager(Networks):
         """link_hosts: /etc/hosts lines of legacy links (default bridge), after the --add-host ones."""
         hc = host_config or {}
         mode = hc.get("NetworkMode") or "default"
-        extra = files.parse_extra_hosts(hc.get("ExtraHosts"))
+        extra = etcfiles.parse_extra_hosts(hc.get("ExtraHosts"))
         if mode == "host":
             return {"NetworkSettings": self._settings({"host": dict(EMPTY_EP, NetworkID=self.get("host").id)}, {}),
-                    "hosts": files.host_hosts(extra), "resolv_conf": self._read("/etc/resolv.conf")}
+                    "hosts": etcfiles.host_hosts(extra), "resolv_conf": self._read("/etc/resolv.conf")}
         if mode.startswith("container:"):
             return {"NetworkSettings": self._settings({}, {}), "hosts": None, "resolv_conf": None}
         self.detach(container_id)  # a restart: start from nothing
@@ -81,7 +82,8 @@ class NetworkManager(Networks):
             self.store.put_sandbox(container_id, sandbox)
             eps = {"none": dict(EMPTY_EP, NetworkID=self.get("none").id)} if mode == "none" else {}
             return {"NetworkSettings": self._settings(eps, {}, netns_path),
-                    "hosts": files.hosts(hostname, [], extra), "resolv_conf": self._resolv(sandbox, embedded=False)}
+                    "hosts": etcfiles.hosts_file(hostname, (), extra),
+                    "resolv_conf": self._resolv(sandbox, embedded=False)}
         order, seen = [], set()
         for ref in wanted:  # a network named twice (by name and by id) is joined once
             net_id = self.get(ref).id
@@ -386,10 +388,10 @@ class NetworkManager(Networks):
         """Bind 127.0.0.11:53 (UDP+TCP) inside the container's namespace and hand the sockets to netd."""
         def bind() -> list[tuple[str, socket.socket]]:
             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            u.bind((files.EMBEDDED_DNS, 53))
+            u.bind((etcfiles.EMBEDDED_DNS, 53))
             t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            t.bind((files.EMBEDDED_DNS, 53))
+            t.bind((etcfiles.EMBEDDED_DNS, 53))
             t.listen(16)
             return [("dns-udp", u), ("dns-tcp", t)]
         socks = list(extra)
@@ -407,7 +409,7 @@ class NetworkManager(Networks):
         attached only to internal networks (dockerd 26+ drops those requests too)."""
         if not self.dns_forward or not self._external(cid):
             return []
-        return files.upstreams(sandbox.get("dns") or [])
+        return etcfiles.upstreams(sandbox.get("dns") or [])
 
     def _external(self, cid: str) -> bool:
         return any(not (self.store.network(e.network_id) or NetRec("", "", 0, {"Internal": True})).spec.get("Internal")
@@ -418,8 +420,8 @@ class NetworkManager(Networks):
                    for e in self.store.endpoints(container_id=cid))
 
     def _resolv(self, sandbox: dict, embedded: bool) -> str:
-        return files.resolv(embedded, sandbox.get("dns") or [], sandbox.get("dns_search") or [],
-                            sandbox.get("dns_options") or [])
+        return etcfiles.resolv_conf(sandbox.get("dns") or [], sandbox.get("dns_search") or [],
+                                    sandbox.get("dns_options") or [], embedded=embedded)
 
     @staticmethod
     def _read(path: str) -> str:
@@ -453,7 +455,8 @@ class NetworkManager(Networks):
         extra = [(self._host_gateway(eps) if ip == "host-gateway" else ip, name) for ip, name in extra]
         extra += [(ip, names) for ip, names in sandbox.get("links", [])]
         return {"NetworkSettings": self._settings(eps, port_map, sandbox.get("netns", "")),
-                "hosts": files.hosts(sandbox.get("hostname", cid[:12]), gw_ip, extra, sandbox.get("domain", "")),
+                "hosts": etcfiles.hosts_file(sandbox.get("hostname", cid[:12]), gw_ip, extra,
+                                             domainname=sandbox.get("domain", "")),
                 "resolv_conf": self._resolv(sandbox, self._embedded(cid))}
 
     @staticmethod

@@ -12,6 +12,7 @@ import os
 import select
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from nanovisor.errors import Conflict, InvalidParameter, NotFound, SystemError_
@@ -49,12 +50,16 @@ def start_exit_code(message: str) -> int:
 class OCIRuntime:
     """One OCI runtime binary; state under state_root (its --root)."""
 
-    def __init__(self, name: str, binary, state_root: Path, kind: str = "process") -> None:
-        """binary: its path, or a function that finds it (looked up on first use)."""
+    def __init__(self, name: str, binary, state_root: Path, isolation: str = "process",
+                 status: Callable[[], dict] | None = None, refusal: Callable[[], str | None] | None = None) -> None:
+        """binary: its path, or a function that finds it (looked up on first use); status: more of its
+        /info status; refusal: why this host cannot run it (see Runtime.unsupported_reason)."""
         self.name = name
         self._binary = binary
         self.state_root = state_root
-        self.kind = kind
+        self.isolation = isolation
+        self._status = status
+        self._refusal = refusal
 
     @property
     def binary(self) -> str | None:
@@ -66,16 +71,19 @@ class OCIRuntime:
     def network_shareable(self) -> bool:
         """Whether another container can join this one's network namespace and see its traffic: not when
         the container's network stack is a guest kernel's (the netns only carries frames to the VM)."""
-        return self.kind == "process"
+        return self.isolation == "process"
 
     @property
     def reads_network_at_create(self) -> bool:
         """A VM runtime copies the netns's interfaces into its guest at create, so they must exist by then;
         a process runtime only joins the namespace, which may be plumbed while it creates."""
-        return self.kind == "vm"
+        return self.isolation == "vm"
 
     def available(self) -> bool:
         return bool(self.binary) and os.access(self.binary, os.X_OK)
+
+    def unsupported_reason(self) -> str | None:
+        return self._refusal() if self._refusal is not None else None
 
     def _argv(self, *args: str) -> list[str]:
         if not self.available():
@@ -171,6 +179,9 @@ class OCIRuntime:
         if proc.returncode != 0 and self.state(cid) is not None:
             raise SystemError_(f"{self.name} delete: {proc.stderr.decode(errors='replace').strip()}")
 
+    def exists(self, cid: str) -> bool:
+        return (self.state_root / cid).exists()
+
     def state(self, cid: str) -> dict | None:
         proc = self._run("state", cid, check=False)
         if proc.returncode != 0:
@@ -197,7 +208,7 @@ class OCIRuntime:
     def top(self, cid: str, ps_args: str) -> dict:
         """`docker top`: host `ps` rows of the container's pids; a VM's processes are only visible to its
         own runtime, whose `ps` table is computed inside the guest."""
-        if self.kind == "vm":
+        if self.isolation == "vm":
             lines = self._run("ps", "--format", "table", cid).stdout.decode().splitlines()
             titles = lines[0].split() if lines else []
             return {"Titles": titles,
@@ -222,4 +233,12 @@ class OCIRuntime:
         return self._argv(*args, cid)
 
     def describe(self) -> dict:
-        return {"path": self.binary or "", "status": {"isolation": self.kind}}
+        status = {"isolation": self.isolation}
+        try:
+            status.update({k: str(v) for k, v in (self._status() if self._status else {}).items()})
+            reason = self.unsupported_reason()
+        except Exception as e:  # describing must never break /info
+            status["error"], reason = str(e), None
+        if reason:
+            status["unsupported"] = reason
+        return {"path": self.binary or "", "status": status}
