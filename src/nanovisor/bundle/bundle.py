@@ -23,11 +23,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nanovisor.bundle.etcfiles import hosts_file, parse_extra_hosts, resolv_conf
 from nanovisor.errors import Conflict, InvalidParameter
 from nanovisor.paths import Paths
 from nanovisor.runtime.base import Created, CreateOptions, Runtime
+
+if TYPE_CHECKING:  # the engine's record; the stage only reads it and saves what it decides
+    from nanovisor.engine.containers import Container
 
 INIT_BINARY = "/usr/bin/tini-static"
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
@@ -70,7 +74,7 @@ class BundleBuilder:
         self.runtimes = runtimes
         self._network = network
 
-    def build(self, c, rootfs: Path, runtime: Runtime) -> Bundle:
+    def build(self, c: Container, rootfs: Path, runtime: Runtime) -> Bundle:
         from nanovisor.engine import linking
         from nanovisor.network.legacy_links import merge_env
         from nanovisor.runtime.spec import SpecInput, build_spec
@@ -103,7 +107,7 @@ class BundleBuilder:
         (path / "config.json").write_text(json.dumps(spec))
         return Bundle(c.id, path, cdir, plumb)
 
-    def _network_setup(self, c, link_hosts: list[tuple[str, str]] = ()
+    def _network_setup(self, c: Container, link_hosts: list[tuple[str, str]] = ()
                        ) -> tuple[str | None, dict[str, str], Plumbing | None]:
         """(netns path — None for the host's, "" for a fresh one the runtime makes —, the /etc files known
         now, and the plumbing still to do, or None)."""
@@ -139,7 +143,7 @@ class BundleBuilder:
             return None, files, None
         return "", files, None
 
-    def _etc_files_of(self, other, hostname: str) -> dict[str, str]:
+    def _etc_files_of(self, other: Container, hostname: str) -> dict[str, str]:
         """--network container:X shares X's /etc/hosts and resolv.conf, as Docker does."""
         cdir = self.paths.container_dir(other.id)
         files = {"hostname": hostname + "\n"}
@@ -151,7 +155,7 @@ class BundleBuilder:
         return files
 
 
-def copy_up_volumes(c, rootfs: Path, save_spec: Callable[[object], None]) -> None:
+def copy_up_volumes(c: Container, rootfs: Path, save_spec: Callable[[Container], None]) -> None:
     """A new volume starts with the image's content at its mount point, as in Docker (once: the mount point
     is marked done and saved)."""
     from nanovisor.runtime.users import scoped_path
