@@ -48,7 +48,11 @@ def api_request(sock: str, method: str, path: str, body=None, headers=None):
         conn.close()
 
 
-SPEC_PATH = "/work/shared/specs/docker-engine-api-v1.56.yaml"
+# The Engine API spec lives in shared/ beside the checkout (CI lays a copy there); /work/shared on a developer's.
+_SPEC_NAME = "specs/docker-engine-api-v1.56.yaml"
+SPEC_PATH = next((str(p) for p in (Path(__file__).resolve().parents[3] / "shared" / _SPEC_NAME,
+                                   Path("/work/shared") / _SPEC_NAME) if p.exists()),
+                 str(Path("/work/shared") / _SPEC_NAME))
 _spec_cache: dict = {}
 
 
