@@ -24,29 +24,31 @@ def remove_tree(path: str | os.PathLike, ignore_errors: bool = True, dir_fd: int
             raise
 
 
-def _remove_tree(path: str, dir_fd: int | None) -> None:
+def _open_dir(name: str, dir_fd: int | None) -> int | None:
+    """An fd of directory `name`; a non-directory there (a symlink included) is unlinked instead, and a missing
+    one is fine: None for both."""
     try:
-        fd = os.open(path, O_DIR, dir_fd=dir_fd)
+        return os.open(name, O_DIR, dir_fd=dir_fd)
     except FileNotFoundError:
-        return
+        return None
     except OSError as e:
         if e.errno not in (errno.ENOTDIR, errno.ELOOP):
             raise
-        os.unlink(path, dir_fd=dir_fd)
+        os.unlink(name, dir_fd=dir_fd)
+        return None
+
+
+def _remove_tree(path: str, dir_fd: int | None) -> None:
+    fd = _open_dir(path, dir_fd)
+    if fd is None:
         return
     names: list[str] = []   # the path from `path` down to fd
     try:
         while True:
             child, seen = _clear_files(fd)
             if child is not None:
-                try:
-                    sub = os.open(child, O_DIR, dir_fd=fd)
-                except FileNotFoundError:
-                    continue
-                except OSError as e:
-                    if e.errno not in (errno.ENOTDIR, errno.ELOOP):
-                        raise
-                    os.unlink(child, dir_fd=fd)
+                sub = _open_dir(child, fd)
+                if sub is None:
                     continue
                 os.close(fd)
                 fd = sub
