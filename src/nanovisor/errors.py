@@ -38,6 +38,12 @@ class Unavailable(NanovisorError):
     status = 503
 
 
+class NotImplemented_(NanovisorError):
+    """A feature the configuration rules out (dockerd's errdefs.NotImplemented), e.g. reading a `none` log."""
+
+    status = 501
+
+
 class SystemError_(NanovisorError):
     """A failure of the host or a tool we run (runtime, mount); reported as 500 with its text."""
 

@@ -138,18 +138,13 @@ def _host_hostname() -> str:
     return socket.gethostname()
 
 
-# conmon writes every log in one format; Docker's names for a local, file-based log all mean that one
-_LOG_DRIVERS = ("", "json-file", "k8s-file", "local")
-
-
 def _fill_defaults(hc: dict) -> None:
     """What dockerd fills in for fields the client left empty (inspect shows the effective values)."""
     import os
 
-    log = dict(hc.get("LogConfig") or {})
-    if (log.get("Type") or "") not in _LOG_DRIVERS:
-        raise InvalidParameter(f"logging driver {log['Type']!r} is not supported (use json-file)")
-    hc["LogConfig"] = {"Type": log.get("Type") or "json-file", "Config": log.get("Config") or {}}
+    from nanovisor.engine import logconfig
+
+    hc["LogConfig"] = logconfig.validate(hc.get("LogConfig"))
     if not hc.get("CgroupnsMode"):
         hc["CgroupnsMode"] = "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"
     if hc.get("MemorySwappiness") == -1:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nanovisor.bundle.bundle import BundleBuilder
+from nanovisor.engine import logconfig
 from nanovisor.engine.containers import Container, ContainerStore
 from nanovisor.engine.events import EventLog
 from nanovisor.engine.locks import ContainerLocks
@@ -222,8 +223,8 @@ class Lifecycle:
     def _create_options(self, c: Container, attached: bool) -> CreateOptions:
         hc = c.host_config
         policy = (hc.get("RestartPolicy") or {}).get("Name") or "no"
-        return CreateOptions(log_path=self.paths.container_dir(c.id) / "ctr.log", exit_dir=self.paths.exits,
-                             log_size_max=_log_size_max(hc), stdin=bool(c.config.get("OpenStdin")),
+        return CreateOptions(log=logconfig.spec(hc, self.paths.container_dir(c.id), c.id), exit_dir=self.paths.exits,
+                             stdin=bool(c.config.get("OpenStdin")),
                              # with a TTY, end of input travels in-band (^D): a detached client must be
                              # able to attach again and type, as in Docker
                              stdin_once=bool(c.config.get("StdinOnce")) and not c.config.get("Tty"),
@@ -254,6 +255,7 @@ class Lifecycle:
             if not c.running or not monitor.exited():
                 return c
             code, finished = monitor.exit_status()
+            monitor.wait_logs_flushed()  # whoever sees the exit may read the log next: all of it
             runtime = self.runtimes.get(c.runtime)
             try:
                 runtime.delete(c.id, force=True)
@@ -481,11 +483,3 @@ class Lifecycle:
                         pass
         self.event(c, "destroy")
 
-
-def _log_size_max(host_config: dict) -> int:
-    value = ((host_config.get("LogConfig") or {}).get("Config") or {}).get("max-size")
-    if not value:
-        return -1
-    from nanovisor.units import parse_size
-
-    return parse_size(value)

@@ -1,6 +1,7 @@
 """`docker logs` over a container's log: which lines, from when, with or without timestamps.
 
-The file's format (conmon's k8s-file, partial records joined) is read by runtime/monitor.py.
+The file's format is the driver's: json-file and local are read by runtime/logfiles.py (across rotations),
+k8s-file by runtime/monitor.py (conmon's own format); partial records are joined either way.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from nanovisor.engine.timefmt import parse_rfc3339
-from nanovisor.runtime.monitor import log_lines
+from nanovisor.runtime.logfiles import json_records
+from nanovisor.runtime.monitor import join_partial, log_lines
 
 
 class LogReader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, driver: str = "json-file") -> None:
         self.path = path
+        self.driver = driver
 
     def lines(self, follow: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes, bytes]]:
         """(stream, docker timestamp, line-with-newline) with partial records joined."""
-        return log_lines(self.path, follow)
+        if self.driver == "k8s-file":
+            return log_lines(self.path, follow)
+        return join_partial(json_records(self.path, follow))
 
     def read(self, stdout: bool = True, stderr: bool = True, follow: Callable[[], bool] | None = None,
              since: float = 0, until: float = 0, timestamps: bool = False,

@@ -5,6 +5,7 @@ so no output is missed)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from nanovisor.engine.containers import Container
 from nanovisor.engine.logs import LogReader
@@ -12,7 +13,7 @@ from nanovisor.engine.logs import LogReader
 
 def logs(engine, c: Container, stdout: bool, stderr: bool, follow: bool, since: float, until: float,
          timestamps: bool, tail: str) -> Iterator[tuple[int, bytes]]:
-    reader = LogReader(engine.paths.container_dir(c.id) / "ctr.log")
+    reader = log_reader(engine.paths.container_dir(c.id), c)
 
     def still_running() -> bool:
         fresh = engine.containers.reload(c)
@@ -22,6 +23,21 @@ def logs(engine, c: Container, stdout: bool, stderr: bool, follow: bool, since: 
         return fresh.running or fresh.state["Status"] == "restarting"
 
     return reader.read(stdout, stderr, still_running if follow else None, since, until, timestamps, tail)
+
+
+def log_reader(container_dir: Path, c: Container) -> LogReader:
+    """A reader of the container's log in its driver's format; `none` keeps nothing to read (dockerd's 501)."""
+    from nanovisor.engine.logconfig import log_path
+    from nanovisor.errors import NotImplemented_
+
+    driver = (c.host_config.get("LogConfig") or {}).get("Type") or "json-file"
+    path = log_path(driver, container_dir, c.id)
+    if path is None:
+        raise NotImplemented_("configured logging driver does not support reading")
+    legacy = container_dir / "ctr.log"  # written by conmon for every driver before nv-logger existed
+    if driver != "k8s-file" and not path.exists() and legacy.exists():
+        return LogReader(legacy, "k8s-file")
+    return LogReader(path, driver)
 
 
 def attach(engine, c: Container, stdin: bool, stdout: bool, stderr: bool, logs: bool = False,

@@ -49,11 +49,11 @@ def info(engine) -> dict:
         "Images": engine.images.count(), "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
-                    "Log": ["k8s-file"]},
+                    "Log": ["json-file", "k8s-file", "local", "none"]},
         "MemoryLimit": True, "SwapLimit": os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True,
         "IPv4Forwarding": True, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": True,
-        "NGoroutines": 0, "SystemTime": rfc3339(time.time()), "LoggingDriver": "k8s-file",
+        "NGoroutines": 0, "SystemTime": rfc3339(time.time()), "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers")
         else "1", "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
         "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),

@@ -82,7 +82,7 @@ def inspect(c: Container, paths: Paths) -> dict:
         "Id": c.id, "Created": rfc3339(c.created), "Path": argv[0] if argv else "", "Args": argv[1:],
         "State": _state(c), "Image": c.image_id,
         "ResolvConfPath": str(cdir / "resolv.conf"), "HostnamePath": str(cdir / "hostname"),
-        "HostsPath": str(cdir / "hosts"), "LogPath": str(cdir / "ctr.log"), "Name": "/" + c.name,
+        "HostsPath": str(cdir / "hosts"), "LogPath": _log_path(c, cdir), "Name": "/" + c.name,
         "RestartCount": c.state.get("_RestartCount", 0), "Driver": "overlay2", "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": hc,
@@ -93,6 +93,14 @@ def inspect(c: Container, paths: Paths) -> dict:
         "Config": cfg,
         "NetworkSettings": network_settings(c),
     }
+
+
+def _log_path(c: Container, cdir) -> str:
+    """dockerd shows the file only for json-file (the one format meant to be read by others)."""
+    from nanovisor.engine.logconfig import log_path
+
+    driver = (c.host_config.get("LogConfig") or {}).get("Type") or "json-file"
+    return str(log_path(driver, cdir, c.id)) if driver in ("json-file", "k8s-file") else ""
 
 
 def status_text(c: Container, now: float) -> str:

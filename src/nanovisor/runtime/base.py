@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from nanovisor.runtime.logfiles import LogSpec
+
 
 @dataclass
 class CreateOptions:
-    log_path: Path
+    log: LogSpec                    # where the container's output is kept (runtime/logfiles.py)
     exit_dir: Path
-    log_size_max: int = -1          # bytes; -1 = unlimited
     stdin: bool = False
     stdin_once: bool = False        # close the container's stdin when the first attached client leaves
     tty: bool = False

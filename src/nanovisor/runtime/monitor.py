@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from nanovisor.runtime import procs
+from nanovisor.runtime import logfiles, procs
 
 STDOUT, STDERR = 1, 2
 _ATTACH_STREAM = {2: STDOUT, 3: STDERR}
@@ -73,6 +73,10 @@ class Monitor:
 
     def oom_killed(self) -> bool:
         return (self.bundle / "oom").exists()
+
+    def wait_logs_flushed(self) -> None:
+        """The log writer (json-file, local) ends after conmon; until then the last lines may be in flight."""
+        logfiles.wait_flushed(self.bundle)
 
     def forget_exit(self) -> None:
         """Before a (re)start, and once the exit is recorded elsewhere."""
@@ -195,64 +199,31 @@ def docker_timestamp(ts: bytes) -> bytes:
 
 
 def log_records(path: Path, follow: Callable[[], bool] | None = None) -> Iterator[tuple[bytes, int, bool, bytes]]:
-    """Raw records of a log file; with follow, waits for more while follow() is true (after it turns false,
-    one last look: conmon may have flushed on exit).
-
-    The file stays open while it is read: a client that reads a stream after removing the container
-    (docker-py's `containers.run(remove=True)` joins the log stream after its remove) still gets every line.
-    It is opened again only when --log-size-max rotated or truncated it."""
-    f = None
-    buf = b""
-    try:
-        while True:
-            if f is not None and _rotated(path, f):
-                f.close()
-                f = None
-            if f is None:
-                try:
-                    f = open(path, "rb")  # held across yields; closed in finally
-                except FileNotFoundError:
-                    f = None
-            chunk = f.read() if f is not None else b""
-            if chunk:
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    parsed = parse_log_record(line)
-                    if parsed:
-                        yield parsed
-                continue
-            if follow is None or not follow():
-                if follow is not None:
-                    follow = None
-                    continue
-                return
-            time.sleep(0.05)
-    finally:
-        if f is not None:
-            f.close()
-
-
-def _rotated(path: Path, f) -> bool:
-    """The path now names another file, or ours was truncated below what we read."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False  # removed: what we hold is still readable to its end
-    return st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell()
+    """Raw records of a k8s-file log (rotated in place by --log-size-max); follow as logfiles.file_lines."""
+    for line in logfiles.file_lines(path, follow):
+        parsed = parse_log_record(line)
+        if parsed:
+            yield parsed
 
 
 def log_lines(path: Path, follow: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes, bytes]]:
-    """(stream, docker timestamp, line with its newline), partial records joined so a long line comes out
-    whole, as `docker logs` shows it; a partial line left at the end comes out without a newline."""
+    """A k8s-file log as `docker logs` shows it (see join_partial)."""
+    return join_partial((docker_timestamp(ts), stream, partial, content)
+                        for ts, stream, partial, content in log_records(path, follow))
+
+
+def join_partial(records: Iterator[tuple[bytes, int, bool, bytes]]) -> Iterator[tuple[int, bytes, bytes]]:
+    """(stream, timestamp, line with its newline) from (timestamp, stream, partial, content) records: partial
+    records joined so a long line comes out whole, as `docker logs` shows it; a partial line left at the end
+    comes out without a newline."""
     pending: dict[int, tuple[bytes, bytes]] = {}
-    for ts, stream, partial, content in log_records(path, follow):
+    for ts, stream, partial, content in records:
         first_ts, text = pending.pop(stream, (ts, b""))
         text += content
         if partial:
             pending[stream] = (first_ts, text)
             continue
-        yield stream, docker_timestamp(first_ts), text + b"\n"
+        yield stream, first_ts, text + b"\n"
     for stream, (ts, text) in pending.items():
         if text:
-            yield stream, docker_timestamp(ts), text
+            yield stream, ts, text

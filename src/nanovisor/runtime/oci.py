@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nanovisor.errors import Conflict, InvalidParameter, NotFound, SystemError_
+from nanovisor.runtime import logfiles
 from nanovisor.runtime.base import Created, CreateOptions
+from nanovisor.runtime.logfiles import LogSpec
 
 CREATE_TIMEOUT = 300.0  # seconds; a VM container boots a kernel under TCG before it is "created"
 
@@ -111,23 +113,33 @@ class OCIRuntime:
             "-r", self._argv()[0], "-b", str(bundle), "-p", str(bundle / "pid"),
             "--conmon-pidfile", str(bundle / "conmon.pid"),
             "--exit-dir", str(opts.exit_dir), "-0", str(bundle),
-            "-l", f"k8s-file:{opts.log_path}", "--full-attach", "--socket-dir-path", str(bundle),
+            "--full-attach", "--socket-dir-path", str(bundle),
             "--log-level", "error",
             "--runtime-arg", f"--root={self.state_root}",
             "--runtime-arg", "--log-format=json", "--runtime-arg", f"--log={oci_log}",
         ]
-        if opts.log_size_max > 0:
-            argv += ["--log-size-max", str(opts.log_size_max)]
+        argv += self._log_args(opts.log, bundle)
         if opts.stdin:
             argv += ["-i"] if opts.stdin_once else ["-i", "--leave-stdin-open"]
         if opts.tty:
             argv += ["-t"]
         for i, arg in enumerate(opts.exit_command or []):
             argv += ["--exit-command", arg] if i == 0 else ["--exit-command-arg", arg]
+        try:
+            pid = self._create_monitored(argv)
+        except BaseException:
+            logfiles.stop_writer(bundle)  # conmon never opened the log fifo: the logger would wait for it
+            raise
+        monitor_pid = int((bundle / "conmon.pid").read_text().strip())
+        return Created(pid=pid, monitor_pid=monitor_pid)
+
+    def _create_monitored(self, argv: list[str]) -> int:
+        """Runs conmon (which runs `RUNTIME create`) and returns the container's pid from its sync pipe."""
         rfd, wfd = os.pipe()
         try:
             env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS")}
             env["_OCI_SYNCPIPE"] = str(wfd)
+            env["TZ"] = "UTC"  # its log timestamps: dockerd writes UTC
             proc = subprocess.Popen(argv, env=env, pass_fds=[wfd], stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
             os.close(wfd)
@@ -144,8 +156,17 @@ class OCIRuntime:
         pid = int(reply.get("data", -1))
         if pid <= 0:
             raise start_error(reply.get("message", "").strip() or f"{self.name} create failed")
-        monitor_pid = int((bundle / "conmon.pid").read_text().strip())
-        return Created(pid=pid, monitor_pid=monitor_pid)
+        return pid
+
+    @staticmethod
+    def _log_args(log: LogSpec, bundle: Path) -> list[str]:
+        """conmon writes k8s-file itself; json-file and local go through nv-logger's fifo; none keeps nothing."""
+        if log.path is None:
+            return ["-l", "none:"]
+        if log.driver in logfiles.WRITER_DRIVERS:
+            return ["-l", f"k8s-file:{logfiles.start_writer(log, bundle)}", "--no-sync-log"]
+        args = ["-l", f"k8s-file:{log.path}"]
+        return args + (["--log-size-max", str(log.max_size)] if log.max_size > 0 else [])
 
     @staticmethod
     def _read_sync(fd: int) -> dict | None:

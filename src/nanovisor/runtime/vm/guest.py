@@ -111,8 +111,8 @@ def fastpath_path() -> Path:
 
 
 def host_tool(name: str) -> Path:
-    """A built host tool: "nanovisor-vm-runtime" (the C fast path) or "nv-shim" (the C steady-state shim the Python
-    shim execs into after boot). The fast path says where it lives when it hands a command over
+    """A built host tool: "nanovisor-vm-runtime" (the C fast path), "nv-shim" (the C steady-state shim the Python
+    shim execs into after boot) or "nv-logger" (the json-file log writer, runtime/logfiles.py). The fast path says where it lives when it hands a command over
     (NANOVISOR_VM_HOST_DIR), which spares hashing the sources; otherwise they are built on first use (gcc, ~1 s)."""
     here = os.environ.get("NANOVISOR_VM_HOST_DIR")
     if here and os.path.exists(os.path.join(here, name)):
@@ -130,6 +130,7 @@ def build_fastpath() -> Path:
     _compile(guest_src() / "host" / "fastpath.c", tmp / out.name, f'-DNV_PYTHON="{_python()}"',
              f'-DNV_PYPATH="{_python_path()}"')
     _compile(guest_src() / "host" / "shim.c", tmp / "nv-shim")
+    _compile(guest_src() / "host" / "logger.c", tmp / "nv-logger")  # not VM-only: every json-file log
     shutil.rmtree(out.parent, ignore_errors=True)
     tmp.rename(out.parent)
     return out
