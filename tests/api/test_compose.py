@@ -127,6 +127,6 @@ def _hits(url: str, compose) -> tuple[int, str]:
     try:
         wait_for(got, timeout=120)
     except pytest.fail.Exception:
-        pytest.fail(f"{url} did not answer; the app's logs:\n{compose('logs', '--no-color').stdout[-3000:]}")
+        pytest.fail(f"{url} did not answer:\n{compose('ps').stdout}\n{compose('logs', '--no-color', 'web').stdout}")
     count, host = answer[-1].split()
     return int(count), host
