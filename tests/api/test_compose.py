@@ -85,7 +85,7 @@ def test_compose_app_up_twice_scale_and_down(project, docker):
     assert [n for n, _ in answers] == [first[0] + 2, first[0] + 3, first[0] + 4]  # one counter for all three
     assert len({host for _, host in answers}) == 3
 
-    # redis keeps its data in the named volume
+    # redis keeps its data in the named volume (its image's workdir /data, owned by its user)
     assert compose("exec", "-T", "redis", "redis-cli", "get", "hits").stdout.strip() == str(first[0] + 4)
     assert compose("exec", "-T", "redis", "redis-cli", "save").stdout.strip() == "OK"
     volume = json.loads(docker("volume", "inspect", f"{name}_data").stdout)[0]
