@@ -22,6 +22,26 @@ def test_volume_lifecycle_and_use(docker, image):
     assert "no such volume" in r.stderr
 
 
+def test_volume_made_beforehand_is_filled_from_the_image(docker, image, tmp_path):
+    """As dockerd: an empty volume, also one made by `volume create` (as compose makes its volumes), gets the
+    image's content at the mount point and that directory's owner and mode; one with content is left alone."""
+    tag = "copyup-" + uuid.uuid4().hex[:8]
+    vol = "vol-" + uuid.uuid4().hex[:8]
+    (tmp_path / "Dockerfile").write_text(f"FROM {image}\nRUN mkdir /d && echo seed > /d/f && "
+                                         "chown -R 1234:1234 /d && chmod 700 /d\n")
+    built = docker("build", "-q", "-t", tag, str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    assert docker("volume", "create", vol).returncode == 0
+    try:
+        r = docker("run", "--rm", "-v", f"{vol}:/d", tag, "sh", "-c", "stat -c '%u %a' /d; cat /d/f; echo mine > /d/f")
+        assert r.stdout.split() == ["1234", "700", "seed"], r.stderr
+        r = docker("run", "--rm", "-v", f"{vol}:/d", tag, "cat", "/d/f")
+        assert r.stdout == "mine\n", r.stderr
+    finally:
+        docker("volume", "rm", vol)
+        docker("rmi", tag)
+
+
 def test_volume_prune(docker):
     vol = "vol-" + uuid.uuid4().hex[:8]
     assert docker("volume", "create", vol).returncode == 0

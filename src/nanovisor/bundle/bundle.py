@@ -156,8 +156,9 @@ class BundleBuilder:
 
 
 def copy_up_volumes(c: Container, rootfs: Path, save_spec: Callable[[Container], None]) -> None:
-    """A new volume starts with the image's content at its mount point, as in Docker (once: the mount point
-    is marked done and saved)."""
+    """A volume still empty at the container's first start gets the image's content at its mount point, and
+    that directory's owner and mode, as in Docker (moby fills any empty volume, also one made beforehand by
+    `volume create`, as compose makes its volumes; once: the mount point is marked done and saved)."""
     from nanovisor.runtime.users import scoped_path
 
     changed = False

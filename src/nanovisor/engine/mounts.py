@@ -42,11 +42,10 @@ def resolve_mounts(host_config: dict, image_volumes: dict | None, volumes: Volum
     points: dict[str, dict] = {}
 
     def volume_point(name: str, dest: str, rw: bool, nocopy: bool, spec: str, subpath: str = "") -> dict:
-        created = not name or not volumes.exists(name)
         info = volumes.create(name or None)
         point = {"Type": "volume", "Name": info["Name"], "Source": info["Mountpoint"], "Destination": dest,
                  "Driver": "local", "Mode": "", "RW": rw, "Propagation": "", "_Anonymous": not name,
-                 "_CopyUp": created and not nocopy and not subpath}
+                 "_CopyUp": not nocopy and not subpath}
         if subpath:
             point["_Subpath"] = _check_subpath(subpath)
         return point

@@ -35,14 +35,19 @@ def _rfc3339(t: float) -> str:
 
 
 @contextmanager
-def host_lock():
-    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def file_lock(path: Path):
+    """An exclusive flock on path, across threads and processes (a new open file each time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def host_lock():
+    return file_lock(HOST_LOCK)
 
 
 class Networks:
@@ -305,7 +310,15 @@ class Networks:
         links.sysctl("net/ipv4/ip_forward", "1")  # hairpin and -p from outside are routed (as Docker)
 
     def sync_rules(self) -> None:
-        """Render the nftables table from the database for the bridges that exist right now."""
+        """Render the nftables table from the database for the bridges that exist right now.
+
+        Read and apply under one lock per root: two containers publishing ports at once (compose scaling a
+        service) would otherwise each render the ports the database held before the other's, and the later
+        write would drop the other's DNAT rule."""
+        with file_lock(self.paths.run / "nft.lock"):
+            self._sync_rules()
+
+    def _sync_rules(self) -> None:
         bridges, addr_of = [], {}
         for n in self.store.networks():
             if n.spec["Driver"] != "bridge" or not links.link_exists(n.bridge):
