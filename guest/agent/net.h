@@ -2,15 +2,26 @@
  *
  * 1. net_setup: each NIC is the twin of a veth in the container's network namespace on the host (QEMU's tap is
  *    tc-redirected to that veth, see src/nanovisor/runtime/vm/net.py). The host sends, in the CREATE payload,
- *      net   = "NAME MAC MTU IP/PREFIX [IP/PREFIX ...]"  (found here by MAC, renamed to NAME)
- *      route = "DST/PREFIX GATEWAY NAME"
- *    and we apply them with plain ioctls (no netlink library in a static agent).
+ *      net   = "NAME MAC MTU IP/PREFIX [IP/PREFIX ...]"  (found here by MAC, renamed to NAME; IPv4 or IPv6)
+ *      route = "DST/PREFIX GATEWAY NAME"                (IPv4 or IPv6)
+ *    and we apply them with plain ioctls (no netlink library in a static agent). IPv6 addresses skip duplicate
+ *    address detection (accept_dad=0 first), as dockerd's nodad: the engine's IPAM made them unique.
+ * 1b. net_live (NET frame, "key=value;..."): a network connected to or disconnected from the running container.
+ *    microvm has no hotplug, so a new network is an 802.1Q VLAN on the first NIC (the host puts a VLAN device on
+ *    that NIC's tap, redirected to the new veth):
+ *      vlan   = "LOWER VID NAME MAC MTU IP/PREFIX..."  a VLAN device on LOWER, renamed NAME, with MAC and addresses
+ *      flush  = "NAME"  the network left: a VLAN device is deleted, a boot NIC (cannot go) loses its addresses
+ *      routes = ""      the gateway routes that follow replace every default route
+ *      route  = as above
  * 2. The DNS relay: the container's /etc/resolv.conf names 127.0.0.11, netd's address inside the namespace on the
  *    host, which here is our own loopback. With dns = "127.0.0.11" we answer there (UDP and TCP), rewrite each
  *    query's ID to a slot number, send it to the host as an NV_DNS frame (the shim asks netd from inside the
  *    namespace) and hand the answer back to whoever asked, with its own ID restored. */
 #include <arpa/inet.h>
+#include <linux/if_vlan.h>
+#include <linux/sockios.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -70,11 +81,46 @@ static int set_addr(int s, unsigned long req, const char *name, in_addr_t a) {
     return if_ioctl(s, req, &ifr, name);
 }
 
+static int sysctl_if6(const char *name, const char *key, const char *val) {
+    char path[128];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/%s", name, key);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t w = write(fd, val, strlen(val));
+    close(fd);
+    return w < 0 ? -1 : 0;
+}
+
+struct nv_in6_ifreq { struct in6_addr addr; uint32_t prefixlen; int ifindex; }; /* linux/ipv6.h's in6_ifreq */
+
+static int ioctl6(unsigned long req, void *arg) {
+    int s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s6 < 0) return -1;
+    int r = ioctl(s6, req, arg), e = errno;
+    close(s6);
+    errno = e;
+    return r;
+}
+
+static int net_addr6(const char *name, const char *ip, int prefix, char *err, size_t n) {
+    struct nv_in6_ifreq r = {.prefixlen = (uint32_t)prefix, .ifindex = (int)if_nametoindex(name)};
+    if (inet_pton(AF_INET6, ip, &r.addr) != 1) { errno = EINVAL; return net_fail(err, n, "address", ip); }
+    sysctl_if6(name, "accept_dad", "0");
+    if (ioctl6(SIOCSIFADDR, &r) < 0 && errno != EEXIST) return net_fail(err, n, "address", ip);
+    return 0;
+}
+
+/* cidr "a.b.c.d/p" (the nth IPv4 address of name: aliases after the first) or "x::y/p" */
 static int net_addr(int s, const char *name, int nth, char *cidr, char *err, size_t n) {
+    char *slash = strchr(cidr, '/');
+    if (strchr(cidr, ':')) {
+        int prefix = slash ? atoi(slash + 1) : 128;
+        if (slash) *slash = 0;
+        return net_addr6(name, cidr, prefix, err, n);
+    }
     char label[IFNAMSIZ + 8];
     if (nth) snprintf(label, sizeof label, "%.9s:%d", name, nth); /* secondary addresses: aliases */
     else snprintf(label, sizeof label, "%s", name);
-    char *slash = strchr(cidr, '/');
     int prefix = slash ? atoi(slash + 1) : 32;
     if (slash) *slash = 0;
     struct in_addr ip;
@@ -85,12 +131,40 @@ static int net_addr(int s, const char *name, int nth, char *cidr, char *err, siz
     return 0;
 }
 
+/* The addresses of a "NAME MAC MTU ADDR..." remainder (strtok_r state in save), then up. */
+static int net_addrs_up(int s, const char *name, char **save, char *err, size_t n) {
+    int nth = 0;
+    for (char *a; (a = strtok_r(NULL, " ", save));) {
+        int v4 = !strchr(a, ':');
+        if (net_addr(s, name, v4 ? nth : 0, a, err, n) < 0) return -1;
+        nth += v4;
+    }
+    if (if_up(s, name) < 0) return net_fail(err, n, "up", name);
+    return 0;
+}
+
+static int net_route6(const char *dst, int prefix, const char *gw, const char *dev, char *err, size_t n) {
+    struct in6_rtmsg rt;
+    memset(&rt, 0, sizeof rt);
+    if (inet_pton(AF_INET6, dst, &rt.rtmsg_dst) != 1 || inet_pton(AF_INET6, gw, &rt.rtmsg_gateway) != 1) {
+        errno = EINVAL;
+        return net_fail(err, n, "route via", gw);
+    }
+    rt.rtmsg_dst_len = (unsigned short)prefix;
+    rt.rtmsg_flags = RTF_UP | RTF_GATEWAY;
+    rt.rtmsg_metric = 1024;
+    rt.rtmsg_ifindex = (int)if_nametoindex(dev);
+    if (ioctl6(SIOCADDRT, &rt) < 0 && errno != EEXIST) return net_fail(err, n, "route via", gw);
+    return 0;
+}
+
 static int net_route(int s, char *spec, char *err, size_t n) {
-    char dst[32], gw[32], dev[IFNAMSIZ];
-    if (sscanf(spec, "%31s %31s %15s", dst, gw, dev) != 3) { errno = EINVAL; return net_fail(err, n, "route", spec); }
+    char dst[64], gw[64], dev[IFNAMSIZ];
+    if (sscanf(spec, "%63s %63s %15s", dst, gw, dev) != 3) { errno = EINVAL; return net_fail(err, n, "route", spec); }
     char *slash = strchr(dst, '/');
-    int prefix = slash ? atoi(slash + 1) : 32;
+    int v6 = strchr(gw, ':') != NULL, prefix = slash ? atoi(slash + 1) : v6 ? 128 : 32;
     if (slash) *slash = 0;
+    if (v6) return net_route6(dst, prefix, gw, dev, err, n);
     struct rtentry rt;
     memset(&rt, 0, sizeof rt);
     struct sockaddr_in *d = (struct sockaddr_in *)&rt.rt_dst, *g = (struct sockaddr_in *)&rt.rt_gateway,
@@ -139,10 +213,7 @@ static int net_setup(struct kv *kv, char *err, size_t n) {
         memset(&ifr, 0, sizeof ifr);
         ifr.ifr_mtu = mtu ? atoi(mtu) : 1500;
         if (if_ioctl(s, SIOCSIFMTU, &ifr, name) < 0) { net_fail(err, n, "mtu", name); goto out; }
-        int nth = 0;
-        for (char *a; (a = strtok_r(NULL, " ", &save));)
-            if (net_addr(s, name, nth++, a, err, n) < 0) goto out;
-        if (if_up(s, name) < 0) { net_fail(err, n, "up", name); goto out; }
+        if (net_addrs_up(s, name, &save, err, n) < 0) goto out;
     }
     for (char **r = routes; *r; r++)
         if (net_route(s, *r, err, n) < 0) goto out;
@@ -152,6 +223,106 @@ out:
     free(nets);
     free(routes);
     return rc;
+}
+
+/* ---- live changes (NET frame) ---- */
+
+/* "LOWER VID NAME MAC MTU ADDR...": a VLAN device on LOWER (named vlanVID by the kernel), renamed NAME. */
+static int net_vlan(int s, char *spec, char *err, size_t n) {
+    char *save = NULL, *lower = strtok_r(spec, " ", &save), *vid = strtok_r(NULL, " ", &save),
+         *name = strtok_r(NULL, " ", &save), *mac = strtok_r(NULL, " ", &save), *mtu = strtok_r(NULL, " ", &save);
+    if (!mtu) { errno = EINVAL; return net_fail(err, n, "vlan", spec); }
+    struct vlan_ioctl_args v;
+    memset(&v, 0, sizeof v);
+    v.cmd = SET_VLAN_NAME_TYPE_CMD;
+    v.u.name_type = VLAN_NAME_TYPE_PLUS_VID_NO_PAD;
+    if (ioctl(s, SIOCSIFVLAN, &v) < 0) return net_fail(err, n, "vlan naming", "");
+    memset(&v, 0, sizeof v);
+    v.cmd = ADD_VLAN_CMD;
+    snprintf(v.device1, sizeof v.device1, "%s", lower);
+    v.u.VID = atoi(vid);
+    if (ioctl(s, SIOCSIFVLAN, &v) < 0) return net_fail(err, n, "vlan on", lower);
+    char made[IFNAMSIZ];
+    snprintf(made, sizeof made, "vlan%d", atoi(vid));
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_newname, IFNAMSIZ, "%s", name);
+    if (if_ioctl(s, SIOCSIFNAME, &ifr, made) < 0) return net_fail(err, n, "rename to", name);
+    memset(&ifr, 0, sizeof ifr);
+    unsigned char *hw = (unsigned char *)ifr.ifr_hwaddr.sa_data;
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    if (sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &hw[0], &hw[1], &hw[2], &hw[3], &hw[4], &hw[5]) != 6 ||
+        if_ioctl(s, SIOCSIFHWADDR, &ifr, name) < 0)
+        return net_fail(err, n, "mac", mac);
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_mtu = atoi(mtu);
+    if (if_ioctl(s, SIOCSIFMTU, &ifr, name) < 0) return net_fail(err, n, "mtu", name);
+    return net_addrs_up(s, name, &save, err, n);
+}
+
+/* The network of NAME left: delete its VLAN device, or take a boot NIC's addresses off (it cannot go). */
+static int net_flush(int s, const char *name, char *err, size_t n) {
+    struct vlan_ioctl_args v;
+    memset(&v, 0, sizeof v);
+    v.cmd = DEL_VLAN_CMD;
+    snprintf(v.device1, sizeof v.device1, "%s", name);
+    if (ioctl(s, SIOCSIFVLAN, &v) == 0) return 0;
+    if (errno == ENODEV || errno == ENOPKG) return 0; /* already gone */
+    for (int nth = 7; nth >= 0; nth--) { /* 0.0.0.0 deletes an IPv4 address; aliases first */
+        char label[IFNAMSIZ + 8];
+        if (nth) snprintf(label, sizeof label, "%.9s:%d", name, nth);
+        else snprintf(label, sizeof label, "%s", name);
+        set_addr(s, SIOCSIFADDR, label, 0);
+    }
+    FILE *f = fopen("/proc/net/if_inet6", "re");
+    char hex[40], dev[IFNAMSIZ + 1];
+    unsigned idx, plen, scope, flags;
+    while (f && fscanf(f, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags, dev) == 6) {
+        if (strcmp(dev, name) || scope != 0) continue;
+        struct nv_in6_ifreq r = {.prefixlen = plen, .ifindex = (int)idx};
+        for (int i = 0; i < 16; i++) sscanf(hex + 2 * i, "%2hhx", &r.addr.s6_addr[i]);
+        ioctl6(SIOCDIFADDR, &r);
+    }
+    if (f) fclose(f);
+    (void)err; (void)n;
+    return 0;
+}
+
+/* Every default route goes (IPv4 and IPv6): the route= entries that follow are the whole new set. */
+static void net_no_defaults(int s) {
+    for (int i = 0; i < 16; i++) {
+        struct rtentry rt;
+        memset(&rt, 0, sizeof rt);
+        ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+        rt.rt_flags = RTF_UP;
+        if (ioctl(s, SIOCDELRT, &rt) < 0) break;
+    }
+    for (int i = 0; i < 16; i++) {
+        struct in6_rtmsg rt;
+        memset(&rt, 0, sizeof rt);
+        rt.rtmsg_flags = RTF_UP;
+        if (ioctl6(SIOCDELRT, &rt) < 0) break;
+    }
+}
+
+/* payload "key=value;key=value" (see the top of this file); err empty on success */
+static void net_live(char *payload, char *err, size_t n) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) { net_fail(err, n, "socket", ""); return; }
+    for (char *save, *t = strtok_r(payload, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq) continue;
+        *eq = 0;
+        char *v = eq + 1;
+        int rc = 0;
+        if (!strcmp(t, "vlan")) rc = net_vlan(s, v, err, n);
+        else if (!strcmp(t, "flush")) rc = net_flush(s, v, err, n);
+        else if (!strcmp(t, "routes")) net_no_defaults(s);
+        else if (!strcmp(t, "route")) rc = net_route(s, v, err, n);
+        if (rc < 0) break;
+    }
+    close(s);
 }
 
 /* ---- DNS relay ---- */

@@ -1,5 +1,7 @@
 """`network connect` / `network disconnect` of a container: a running one gets (or loses) the interface
-now, a stopped one at its next start; its spec records the endpoint either way."""
+now, a stopped one at its next start; its spec records the endpoint either way. The interface is made in the
+container's network namespace for every runtime; the runtime then carries the change into the container where
+the namespace is not the container's own network stack (Runtime.sync_network)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,13 @@ def connect(engine, network, ref: str, container: str, endpoint_config: dict | N
         record_connect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]},
                        endpoint_config or {})
         if c.running:
-            network_changed(engine, c, network.connect(ref, c.id, endpoint_config or {}))
+            result = network.connect(ref, c.id, endpoint_config or {})
+            try:
+                engine.lifecycle.runtimes.get(c.runtime).sync_network(c.id)
+            except Exception:
+                network.disconnect(ref, c.id, force=True)  # the container could not take it: as before
+                raise
+            network_changed(engine, c, result)
         engine.containers.save_spec(c)
     return net, c.id
 
@@ -31,7 +39,10 @@ def disconnect(engine, network, ref: str, container: str, force: bool = False) -
         c = engine.containers.reload(c) or c
         record_disconnect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]})
         if c.running:
-            network_changed(engine, c, network.disconnect(ref, c.id, force))
+            result = network.disconnect(ref, c.id, force)
+            if result:
+                engine.lifecycle.runtimes.get(c.runtime).sync_network(c.id)
+            network_changed(engine, c, result)
         engine.containers.save_spec(c)
     return net, c.id
 

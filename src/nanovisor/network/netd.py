@@ -7,6 +7,10 @@ beyond the kernel's own state, so they outlive the CLI and `serve`:
   looked up in the engine database (only networks the container shares, as in Docker).
 * port reservations: a bound socket per published host port, so no host program can take the port the
   DNAT rules send elsewhere (what Docker's port allocator + proxy guarantee).
+* the IPv6 side of published TCP ports ([::]:port, [::1]:port): a listening socket whose connections are
+  relayed to the container's address, as dockerd's docker-proxy does (the IPv6 loopback cannot be DNATed onto a
+  bridge). The target is read from the database at each accept, so it follows a moved default route as the
+  DNAT rules do. One thread per direction of each relayed connection.
 
 Per container it costs three file descriptors. It is spawned on demand, found through a pidfile and a
 control socket under the root's run directory, and exits after `idle` seconds without containers.
@@ -30,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nanovisor.network import dnsproto, legacy_links
-from nanovisor.store.networks import own_endpoints, peers
+from nanovisor.store.networks import own_endpoints, peers, published_endpoints
 
 MAX_FDS = 64
 
@@ -93,6 +97,13 @@ class Names:
                     ips.append(ip)
         return known, ips
 
+    def published(self, host_ip: str, host_port: int) -> tuple[str, int] | None:
+        """The container address and port a published TCP host address:port leads to."""
+        for port_spec, ip, spec in published_endpoints(self.conn, "tcp", host_ip, host_port):
+            if json.loads(spec).get("Gateway"):
+                return ip, int(json.loads(port_spec)["port"])
+        return None
+
     def reverse(self, cid: str, ip: str) -> str | None:
         for netname, eip, spec in self._peers(cid):
             if eip == ip and spec.get("DNSNames"):
@@ -129,7 +140,7 @@ class Daemon:
             if "upstreams" in req:
                 self.upstreams[cid] = req["upstreams"]
             for s, kind in zip(socks, req.get("kinds", []), strict=False):
-                if kind in ("dns-udp", "dns-tcp"):
+                if kind in ("dns-udp", "dns-tcp", "proxy"):
                     s.setblocking(False)
                     self.sel.register(s, selectors.EVENT_READ, (kind, cid))
         elif op == "del":
@@ -197,6 +208,23 @@ class Daemon:
                 continue
         reply(dnsproto.response(q, rcode=dnsproto.SERVFAIL))
 
+    # IPv6 proxy --------------------------------------------------------------------------------------
+    def _accept_proxied(self, s: socket.socket) -> None:
+        try:
+            conn, _ = s.accept()
+        except OSError:
+            return
+        conn.setblocking(True)
+        host_ip, host_port = s.getsockname()[:2]
+        try:
+            target = self.names.published(host_ip, host_port)
+        except sqlite3.Error:
+            target = None
+        if target is None:
+            conn.close()
+            return
+        threading.Thread(target=_relay, args=(conn, target), daemon=True).start()
+
     def _udp(self, s: socket.socket, cid: str) -> None:
         try:
             data, addr = s.recvfrom(4096)
@@ -252,6 +280,8 @@ class Daemon:
                         self._udp(key.fileobj, cid)
                     elif kind == "dns-tcp":
                         self._tcp(key.fileobj, cid)
+                    elif kind == "proxy":
+                        self._accept_proxied(key.fileobj)
                 if not self.held and time.monotonic() - self.idle_since > self.idle:
                     # Exit only while no client holds the lock (a client holds it from connect to reply).
                     with _flock(lock_path, blocking=False) as got:
@@ -261,6 +291,34 @@ class Daemon:
                             return
         finally:
             listener.close()
+
+
+def _relay(client: socket.socket, target: tuple[str, int]) -> None:
+    """One proxied connection: client <-> target until both sides closed (half-closes passed on)."""
+    try:
+        upstream = socket.create_connection(target, timeout=10)
+    except OSError:
+        client.close()
+        return
+    upstream.settimeout(None)
+    t = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    t.start()
+    _pump(client, upstream)
+    t.join()
+    client.close()
+    upstream.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 
 
 # client ---------------------------------------------------------------------------------------------

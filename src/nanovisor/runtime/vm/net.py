@@ -27,10 +27,12 @@ namespace's sysfs. A plain tap has no device node, needs nothing from udev, and 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import socket
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
 EMBEDDED_DNS = "127.0.0.11"
 TAP_PREFIX = "nvtap"
@@ -43,6 +45,8 @@ SHARED_NETNS_ERROR = ("VM isolation cannot join another container's network name
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
 ETH_P_ALL = 0x0003
+ETH_P_8021Q = 0x8100
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 INGRESS = 0xFFFF0000
 RT_TABLE_MAIN = 254
 
@@ -53,23 +57,32 @@ class Nic:
     name: str
     mac: str
     mtu: int
-    addrs: list[str]  # "ip/prefix", IPv4
+    addrs: list[str]  # "ip/prefix", IPv4 then IPv6 (global addresses of a dual-stack network)
     tap_fd: int = -1
+
+    def agent_value(self) -> str:
+        return " ".join([self.name, self.mac, str(self.mtu), *self.addrs])
 
 
 @dataclass
 class Wiring:
     """What the VM needs: NICs (with their tap descriptors), routes, and the DNS relay socket."""
     nics: list[Nic] = field(default_factory=list)
-    routes: list[str] = field(default_factory=list)  # "dst/prefix gateway ifname"
+    routes: list[str] = field(default_factory=list)  # "dst/prefix gateway ifname", IPv4 and IPv6
     dns: socket.socket | None = None
 
     def agent_kv(self) -> list[tuple[str, str]]:
-        kv = [("net", " ".join([n.name, n.mac, str(n.mtu), *n.addrs])) for n in self.nics]
+        kv = [("net", n.agent_value()) for n in self.nics]
         kv += [("route", r) for r in self.routes]
         if self.dns is not None:
             kv.append(("dns", EMBEDDED_DNS))
         return kv
+
+    def record(self) -> dict:
+        """What `network` (a live connect/disconnect) must know later: the guest's NICs by name, the tap and
+        guest NIC that carry the VLANs, and the VLAN of each network connected since boot (none yet)."""
+        return {"nics": [n.name for n in self.nics], "vlans": {},
+                "trunk": [f"{TAP_PREFIX}0", self.nics[0].name] if self.nics else None}
 
     def close(self) -> None:
         for n in self.nics:
@@ -112,18 +125,91 @@ def _open_tap(name: str) -> int:
     return fd
 
 
-def _redirect(ipr, src: int, dst: int) -> None:
+def _redirect(ipr, src: int, dst: int, prio: int = 1, fresh: bool = True) -> None:
     """Every frame arriving on src leaves through dst (an ingress qdisc, a u32 match-all, mirred redirect)."""
+    if fresh:
+        _fresh_ingress(ipr, src)
+    ipr.tc("add-filter", "u32", index=src, parent=INGRESS, protocol=ETH_P_ALL, prio=prio, target=0x10001,
+           keys=["0x0/0x0+0"], action=[{"kind": "mirred", "direction": "egress", "action": "redirect",
+                                        "ifindex": dst}])
+
+
+def _fresh_ingress(ipr, index: int) -> None:
     from pyroute2.netlink.exceptions import NetlinkError
 
     try:
-        ipr.tc("del", "ingress", index=src)  # a leftover from an earlier VM on this veth: start clean
+        ipr.tc("del", "ingress", index=index)  # a leftover from an earlier VM on this veth: start clean
     except NetlinkError:
         pass
-    ipr.tc("add", "ingress", index=src)
-    ipr.tc("add-filter", "u32", index=src, parent=INGRESS, protocol=ETH_P_ALL, prio=1, target=0x10001,
-           keys=["0x0/0x0+0"], action=[{"kind": "mirred", "direction": "egress", "action": "redirect",
-                                        "ifindex": dst}])
+    ipr.tc("add", "ingress", index=index)
+
+
+def _trunk(ipr, tap: int, veth: int) -> None:
+    """The first tap: 802.1Q-tagged frames from the guest go on up the stack (prio 1, to the VLAN devices a
+    live connect adds on the tap, see connect_here), every other frame goes to the first veth (prio 2)."""
+    _fresh_ingress(ipr, tap)
+    ipr.tc("add-filter", "u32", index=tap, parent=INGRESS, protocol=ETH_P_8021Q, prio=1, target=0x10001,
+           keys=["0x0/0x0+0"], action=[{"kind": "gact", "action": "ok"}])
+    _redirect(ipr, tap, veth, prio=2, fresh=False)
+
+
+def _quiet(name: str, v6: bool) -> None:
+    """The veth is a pipe now: keep the namespace's own IPv6 stack from talking on it (a link-local address's
+    DAD or router solicitations would echo into the guest through the bridge's hairpin port, where the same MAC
+    lives). A dual-stack veth keeps its global address (the engine routes through it: default route moves on
+    disconnect) but loses its link-local one."""
+    conf = f"/proc/sys/net/ipv6/conf/{name}"
+    try:
+        if not v6:
+            with open(f"{conf}/disable_ipv6", "w") as f:
+                f.write("1")
+            return
+        for key, value in (("addr_gen_mode", "1"), ("router_solicitations", "0"), ("accept_dad", "0")):
+            with open(f"{conf}/{key}", "w") as f:
+                f.write(value)
+    except OSError:
+        pass
+
+
+def _link_local_off(ipr, index: int) -> None:
+    for a in ipr.get_addr(family=socket.AF_INET6, index=index):
+        if a["scope"] == RT_SCOPE_LINK:
+            try:
+                ipr.addr("del", index=index, address=a.get_attr("IFA_ADDRESS"), prefixlen=a["prefixlen"])
+            except OSError:
+                pass
+
+
+def _veths(ipr) -> tuple[list, dict[int, str]]:
+    """The namespace's veths (the container's interfaces: not lo, not our taps or VLAN devices), and every
+    link's name by index."""
+    links = ipr.get_links()
+    names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in links}
+    veths = []
+    for link in links:
+        info = link.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info else None
+        if link.get_attr("IFLA_IFNAME") != "lo" and kind not in ("tun", "vlan"):
+            veths.append(link)
+    return veths, names
+
+
+def _addrs(ipr, index: int) -> list[str]:
+    """IPv4 addresses, then global IPv6 ones, as "ip/prefix"."""
+    v4 = [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(family=socket.AF_INET, index=index)]
+    v6 = [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(family=socket.AF_INET6, index=index)
+          if a["scope"] == RT_SCOPE_UNIVERSE]
+    return v4 + v6
+
+
+def _gateway_routes(ipr, names: dict[int, str]) -> list[str]:
+    out = []
+    for family, anywhere in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        for r in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+            gw, oif = r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF")
+            if gw and oif in names:
+                out.append(f"{r.get_attr('RTA_DST') or anywhere}/{r['dst_len']} {gw} {names[oif]}")
+    return out
 
 
 def _embedded_dns_held() -> bool:
@@ -143,42 +229,29 @@ def _wire_here() -> Wiring:
     w = Wiring()
     try:
         with IPRoute() as ipr:
-            links = ipr.get_links()
-            names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in links}
+            veths, names = _veths(ipr)
             if any(n.startswith(TAP_PREFIX) for n in names.values()):
                 raise OSError(SHARED_NETNS_ERROR)
-            veths = []
-            for link in links:
-                info = link.get_attr("IFLA_LINKINFO")
-                kind = info.get_attr("IFLA_INFO_KIND") if info else None
-                if link.get_attr("IFLA_IFNAME") == "lo" or kind == "tun":
-                    continue
-                addrs = [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                         for a in ipr.get_addr(family=socket.AF_INET, index=link["index"])]
-                veths.append((link, addrs))
             if len(veths) > MAX_NICS:
                 raise OSError(f"a VM container can be attached to at most {MAX_NICS} networks")
-            for i, (link, addrs) in enumerate(veths):
+            w.routes = _gateway_routes(ipr, names)  # before _quiet: disabling IPv6 drops its routes
+            for i, link in enumerate(veths):
                 name, mtu = link.get_attr("IFLA_IFNAME"), link.get_attr("IFLA_MTU")
-                nic = Nic(name, link.get_attr("IFLA_ADDRESS"), mtu, addrs)
+                nic = Nic(name, link.get_attr("IFLA_ADDRESS"), mtu, _addrs(ipr, link["index"]))
                 w.nics.append(nic)
                 tap = f"{TAP_PREFIX}{i}"
                 nic.tap_fd = _open_tap(tap)
                 tap_idx = ipr.link_lookup(ifname=tap)[0]
                 ipr.link("set", index=tap_idx, mtu=mtu, state="up")
                 _redirect(ipr, link["index"], tap_idx)
-                _redirect(ipr, tap_idx, link["index"])
-                # the veth is a pipe now: keep the namespace's own IPv6 stack off it (no DAD/RS echoing into
-                # the guest through the bridge's hairpin port)
-                try:
-                    with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
-                        f.write("1")
-                except OSError:
-                    pass
-            for r in ipr.get_routes(family=socket.AF_INET, table=RT_TABLE_MAIN):
-                gw, oif = r.get_attr("RTA_GATEWAY"), r.get_attr("RTA_OIF")
-                if gw and oif in names:
-                    w.routes.append(f"{r.get_attr('RTA_DST') or '0.0.0.0'}/{r['dst_len']} {gw} {names[oif]}")
+                if i == 0:
+                    _trunk(ipr, tap_idx, link["index"])
+                else:
+                    _redirect(ipr, tap_idx, link["index"])
+                v6 = any(":" in a for a in nic.addrs)
+                _quiet(name, v6)
+                if v6:
+                    _link_local_off(ipr, link["index"])
         if w.nics and _embedded_dns_held():
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             s.connect((EMBEDDED_DNS, 53))
@@ -194,6 +267,100 @@ def wire(netns: str) -> Wiring:
     from nanovisor.network.nsutil import in_netns
 
     return in_netns(netns, _wire_here)
+
+
+VLAN_PREFIX = "nvvl"
+VLAN_FIRST, VLAN_LAST = 2, 4094
+
+
+def _resync_here(rec: dict) -> list[tuple[str, str]]:
+    """Runs inside the namespace of a running VM container whose endpoints the engine just changed (network
+    connect/disconnect: a veth appeared or went). microvm has no device hotplug, so a new veth is carried as an
+    802.1Q VLAN over the first NIC: a VLAN device on the first tap, redirected to and from the veth as a NIC's
+    tap is; the guest gets a VLAN device with the veth's name, MAC and addresses. Returns the agent's
+    operations ("vlan", "flush", "routes", "route"); rec (the record of what the guest has) is updated."""
+    from pyroute2 import IPRoute
+
+    ops: list[tuple[str, str]] = []
+    with IPRoute() as ipr:
+        veths, names = _veths(ipr)
+        present = {link.get_attr("IFLA_IFNAME"): link for link in veths}
+        for name in [n for n in rec["nics"] if n not in present and n not in rec.get("gone", [])]:
+            rec.setdefault("gone", []).append(name)  # a boot NIC cannot go: its addresses and routes do
+            ops.append(("flush", name))
+        for name, vid in list(rec["vlans"].items()):
+            if name not in present:
+                _delete_link(ipr, f"{VLAN_PREFIX}{vid}")
+                del rec["vlans"][name]
+                ops.append(("flush", name))
+        routes = _gateway_routes(ipr, names)
+        new = [link for name, link in present.items() if name not in rec["nics"] and name not in rec["vlans"]]
+        if new and not rec.get("trunk"):
+            raise OSError("this VM container was started without a network: restart it to connect it")
+        for link in new:
+            name, mtu = link.get_attr("IFLA_IFNAME"), link.get_attr("IFLA_MTU")
+            tap, lower = rec["trunk"]
+            tap_idx = ipr.link_lookup(ifname=tap)[0]
+            tap_mtu = ipr.get_links(tap_idx)[0].get_attr("IFLA_MTU")
+            vid = next(v for v in range(VLAN_FIRST, VLAN_LAST + 1) if v not in rec["vlans"].values())
+            dev = f"{VLAN_PREFIX}{vid}"
+            _delete_link(ipr, dev)  # a leftover of a failed attempt
+            ipr.link("add", ifname=dev, kind="vlan", link=tap_idx, vlan_id=vid, mtu=min(mtu, tap_mtu))
+            dev_idx = ipr.link_lookup(ifname=dev)[0]
+            ipr.link("set", index=dev_idx, state="up")
+            _redirect(ipr, link["index"], dev_idx)
+            _redirect(ipr, dev_idx, link["index"])
+            nic = Nic(name, link.get_attr("IFLA_ADDRESS"), min(mtu, tap_mtu), _addrs(ipr, link["index"]))
+            v6 = any(":" in a for a in nic.addrs)
+            _quiet(name, v6)
+            if v6:
+                _link_local_off(ipr, link["index"])
+            rec["vlans"][name] = vid
+            ops.append(("vlan", f"{lower} {vid} {nic.agent_value()}"))
+    ops.append(("routes", ""))  # the gateway routes are replaced as a whole: the default one may have moved
+    ops += [("route", r) for r in routes]
+    return ops
+
+
+def _delete_link(ipr, name: str) -> None:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    for idx in ipr.link_lookup(ifname=name):
+        try:
+            ipr.link("del", index=idx)
+        except NetlinkError:
+            pass
+
+
+RECORD = "net.json"
+
+
+def save_record(cdir: Path, rec: dict) -> None:
+    tmp = cdir / f"{RECORD}.tmp"
+    tmp.write_text(json.dumps(rec))
+    tmp.rename(cdir / RECORD)
+
+
+def load_record(cdir: Path) -> dict:
+    try:
+        return json.loads((cdir / RECORD).read_text())
+    except (OSError, ValueError):
+        return {"nics": [], "vlans": {}, "trunk": None}
+
+
+def resync(netns: str, rec: dict) -> list[tuple[str, str]]:
+    """The host half of a live network change (see _resync_here); the caller sends the ops to the agent."""
+    from nanovisor.network.nsutil import in_netns
+
+    return in_netns(netns, lambda: _resync_here(rec))
+
+
+def agent_ops(ops: list[tuple[str, str]]) -> str:
+    """The agent's NET payload: "key=value;..." (no ';' or '"' can occur in names, MACs or addresses)."""
+    for k, v in ops:
+        if ";" in v or '"' in v or "\\" in v:
+            raise ValueError(f"bad network operation {k}={v!r}")
+    return ";".join(f"{k}={v}" for k, v in ops)
 
 
 def qemu_args(w: Wiring) -> list[str]:
