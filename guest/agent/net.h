@@ -7,10 +7,10 @@
  *    and we apply them with plain ioctls (no netlink library in a static agent). IPv6 addresses skip duplicate
  *    address detection (accept_dad=0 first), as dockerd's nodad: the engine's IPAM made them unique.
  * 1b. net_live (NET frame, "key=value;..."): a network connected to or disconnected from the running container.
- *    microvm has no hotplug, so a new network is an 802.1Q VLAN on the first NIC (the host puts a VLAN device on
- *    that NIC's tap, redirected to the new veth):
- *      vlan   = "LOWER VID NAME MAC MTU IP/PREFIX..."  a VLAN device on LOWER, renamed NAME, with MAC and addresses
- *      flush  = "NAME"  the network left: a VLAN device is deleted, a boot NIC (cannot go) loses its addresses
+ *    microvm has no hotplug, so a new network shares the first NIC, told apart by MAC: a macvlan device with the
+ *    new veth's MAC (the host sends that NIC's frames from this MAC to the new veth, see runtime/vm/net.py):
+ *      macvlan = "LOWER NAME MAC MTU IP/PREFIX..."  a macvlan device on LOWER, with its addresses, up
+ *      flush  = "NAME"  the network left: a macvlan device is deleted, a boot NIC (cannot go) loses its addresses
  *      routes = ""      the gateway routes that follow replace every default route
  *      route  = as above
  * 2. The DNS relay: the container's /etc/resolv.conf names 127.0.0.11, netd's address inside the namespace on the
@@ -18,10 +18,10 @@
  *    query's ID to a slot number, send it to the host as an NV_DNS frame (the shim asks netd from inside the
  *    namespace) and hand the answer back to whoever asked, with its own ID restored. */
 #include <arpa/inet.h>
-#include <linux/if_vlan.h>
-#include <linux/sockios.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
-#include <net/if_arp.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -81,14 +81,18 @@ static int set_addr(int s, unsigned long req, const char *name, in_addr_t a) {
     return if_ioctl(s, req, &ifr, name);
 }
 
-static int sysctl_if6(const char *name, const char *key, const char *val) {
-    char path[128];
-    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/%s", name, key);
+static int write_sysctl(const char *path, const char *val) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     ssize_t w = write(fd, val, strlen(val));
     close(fd);
     return w < 0 ? -1 : 0;
+}
+
+static int sysctl_if6(const char *name, const char *key, const char *val) {
+    char path[128];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/%s", name, key);
+    return write_sysctl(path, val);
 }
 
 struct nv_in6_ifreq { struct in6_addr addr; uint32_t prefixlen; int ifindex; }; /* linux/ipv6.h's in6_ifreq */
@@ -227,47 +231,88 @@ out:
 
 /* ---- live changes (NET frame) ---- */
 
-/* "LOWER VID NAME MAC MTU ADDR...": a VLAN device on LOWER (named vlanVID by the kernel), renamed NAME. */
-static int net_vlan(int s, char *spec, char *err, size_t n) {
-    char *save = NULL, *lower = strtok_r(spec, " ", &save), *vid = strtok_r(NULL, " ", &save),
-         *name = strtok_r(NULL, " ", &save), *mac = strtok_r(NULL, " ", &save), *mtu = strtok_r(NULL, " ", &save);
-    if (!mtu) { errno = EINVAL; return net_fail(err, n, "vlan", spec); }
-    struct vlan_ioctl_args v;
-    memset(&v, 0, sizeof v);
-    v.cmd = SET_VLAN_NAME_TYPE_CMD;
-    v.u.name_type = VLAN_NAME_TYPE_PLUS_VID_NO_PAD;
-    if (ioctl(s, SIOCSIFVLAN, &v) < 0) return net_fail(err, n, "vlan naming", "");
-    memset(&v, 0, sizeof v);
-    v.cmd = ADD_VLAN_CMD;
-    snprintf(v.device1, sizeof v.device1, "%s", lower);
-    v.u.VID = atoi(vid);
-    if (ioctl(s, SIOCSIFVLAN, &v) < 0) return net_fail(err, n, "vlan on", lower);
-    char made[IFNAMSIZ];
-    snprintf(made, sizeof made, "vlan%d", atoi(vid));
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_newname, IFNAMSIZ, "%s", name);
-    if (if_ioctl(s, SIOCSIFNAME, &ifr, made) < 0) return net_fail(err, n, "rename to", name);
-    memset(&ifr, 0, sizeof ifr);
-    unsigned char *hw = (unsigned char *)ifr.ifr_hwaddr.sa_data;
-    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
-    if (sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &hw[0], &hw[1], &hw[2], &hw[3], &hw[4], &hw[5]) != 6 ||
-        if_ioctl(s, SIOCSIFHWADDR, &ifr, name) < 0)
-        return net_fail(err, n, "mac", mac);
-    memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_mtu = atoi(mtu);
-    if (if_ioctl(s, SIOCSIFMTU, &ifr, name) < 0) return net_fail(err, n, "mtu", name);
+/* rtnetlink, just enough to add and delete a macvlan link (no ioctl does that) */
+struct nl_req { struct nlmsghdr h; struct ifinfomsg i; char attrs[512]; };
+
+static struct rtattr *nl_put(struct nl_req *r, int type, const void *data, size_t len) {
+    struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->h.nlmsg_len));
+    a->rta_type = (unsigned short)type;
+    a->rta_len = (unsigned short)RTA_LENGTH(len);
+    if (len) memcpy(RTA_DATA(a), data, len);
+    r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + RTA_ALIGN(a->rta_len);
+    return a;
+}
+
+static void nl_end(struct nl_req *r, struct rtattr *nest) {
+    nest->rta_len = (unsigned short)((char *)r + r->h.nlmsg_len - (char *)nest);
+}
+
+/* send the request, wait for its ack; 0 or -1 with errno */
+static int nl_talk(struct nl_req *r) {
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0) return -1;
+    r->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+    r->h.nlmsg_seq = 1;
+    struct sockaddr_nl k = {.nl_family = AF_NETLINK};
+    int rc = -1, e = EIO;
+    if (sendto(s, r, r->h.nlmsg_len, 0, (struct sockaddr *)&k, sizeof k) >= 0) {
+        char buf[1024];
+        ssize_t n = recv(s, buf, sizeof buf, 0);
+        struct nlmsghdr *h = (struct nlmsghdr *)buf;
+        if (n >= (ssize_t)sizeof *h && h->nlmsg_type == NLMSG_ERROR) {
+            int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+            rc = err ? -1 : 0;
+            e = -err;
+        }
+    }
+    close(s);
+    errno = e;
+    return rc;
+}
+
+/* "LOWER NAME MAC MTU ADDR...": a macvlan device (bridge mode) on LOWER with the MAC, addresses, up. */
+static int net_macvlan(int s, char *spec, char *err, size_t n) {
+    char *save = NULL, *lower = strtok_r(spec, " ", &save), *name = strtok_r(NULL, " ", &save),
+         *mac = strtok_r(NULL, " ", &save), *mtu = strtok_r(NULL, " ", &save);
+    unsigned char hw[6];
+    if (!mtu || sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &hw[0], &hw[1], &hw[2], &hw[3], &hw[4], &hw[5]) != 6) {
+        errno = EINVAL;
+        return net_fail(err, n, "macvlan", spec);
+    }
+    uint32_t link = if_nametoindex(lower), m = (uint32_t)atoi(mtu), mode = MACVLAN_MODE_BRIDGE;
+    if (!link) return net_fail(err, n, "no NIC", lower);
+    /* answer ARP only on the interface that has the address: the first NIC sees every network's broadcasts */
+    write_sysctl("/proc/sys/net/ipv4/conf/all/arp_ignore", "1");
+    struct nl_req r;
+    memset(&r, 0, sizeof r);
+    r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.i);
+    r.h.nlmsg_type = RTM_NEWLINK;
+    r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    r.i.ifi_family = AF_UNSPEC;
+    nl_put(&r, IFLA_LINK, &link, sizeof link);
+    nl_put(&r, IFLA_IFNAME, name, strlen(name) + 1);
+    nl_put(&r, IFLA_ADDRESS, hw, sizeof hw);
+    nl_put(&r, IFLA_MTU, &m, sizeof m);
+    struct rtattr *info = nl_put(&r, IFLA_LINKINFO, NULL, 0);
+    nl_put(&r, IFLA_INFO_KIND, "macvlan", 7);
+    struct rtattr *data = nl_put(&r, IFLA_INFO_DATA, NULL, 0);
+    nl_put(&r, IFLA_MACVLAN_MODE, &mode, sizeof mode);
+    nl_end(&r, data);
+    nl_end(&r, info);
+    if (nl_talk(&r) < 0) return net_fail(err, n, "macvlan", name);
     return net_addrs_up(s, name, &save, err, n);
 }
 
-/* The network of NAME left: delete its VLAN device, or take a boot NIC's addresses off (it cannot go). */
+/* The network of NAME left: delete its macvlan device, or take a boot NIC's addresses off (it cannot go). */
 static int net_flush(int s, const char *name, char *err, size_t n) {
-    struct vlan_ioctl_args v;
-    memset(&v, 0, sizeof v);
-    v.cmd = DEL_VLAN_CMD;
-    snprintf(v.device1, sizeof v.device1, "%s", name);
-    if (ioctl(s, SIOCSIFVLAN, &v) == 0) return 0;
-    if (errno == ENODEV || errno == ENOPKG) return 0; /* already gone */
+    struct nl_req r;
+    memset(&r, 0, sizeof r);
+    r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.i);
+    r.h.nlmsg_type = RTM_DELLINK;
+    r.i.ifi_family = AF_UNSPEC;
+    r.i.ifi_index = (int)if_nametoindex(name);
+    if (!r.i.ifi_index) return 0; /* already gone */
+    if (nl_talk(&r) == 0) return 0;
     for (int nth = 7; nth >= 0; nth--) { /* 0.0.0.0 deletes an IPv4 address; aliases first */
         char label[IFNAMSIZ + 8];
         if (nth) snprintf(label, sizeof label, "%.9s:%d", name, nth);
@@ -279,9 +324,9 @@ static int net_flush(int s, const char *name, char *err, size_t n) {
     unsigned idx, plen, scope, flags;
     while (f && fscanf(f, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags, dev) == 6) {
         if (strcmp(dev, name) || scope != 0) continue;
-        struct nv_in6_ifreq r = {.prefixlen = plen, .ifindex = (int)idx};
-        for (int i = 0; i < 16; i++) sscanf(hex + 2 * i, "%2hhx", &r.addr.s6_addr[i]);
-        ioctl6(SIOCDIFADDR, &r);
+        struct nv_in6_ifreq r6 = {.prefixlen = plen, .ifindex = (int)idx};
+        for (int i = 0; i < 16; i++) sscanf(hex + 2 * i, "%2hhx", &r6.addr.s6_addr[i]);
+        ioctl6(SIOCDIFADDR, &r6);
     }
     if (f) fclose(f);
     (void)err; (void)n;
@@ -316,7 +361,7 @@ static void net_live(char *payload, char *err, size_t n) {
         *eq = 0;
         char *v = eq + 1;
         int rc = 0;
-        if (!strcmp(t, "vlan")) rc = net_vlan(s, v, err, n);
+        if (!strcmp(t, "macvlan")) rc = net_macvlan(s, v, err, n);
         else if (!strcmp(t, "flush")) rc = net_flush(s, v, err, n);
         else if (!strcmp(t, "routes")) net_no_defaults(s);
         else if (!strcmp(t, "route")) rc = net_route(s, v, err, n);

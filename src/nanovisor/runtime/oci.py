@@ -203,8 +203,8 @@ class OCIRuntime:
 
     def sync_network(self, cid: str) -> None:
         """A process container lives in the namespace itself; a VM copied the namespace's interfaces into its
-        guest at boot, so its runtime carries each change in (`nanovisor-vm-runtime network`, a VLAN per new
-        network: see runtime/vm/net.py)."""
+        guest at boot, so its runtime carries each change in (`nanovisor-vm-runtime network`: a macvlan on
+        the guest's first NIC per new network, see runtime/vm/net.py)."""
         if self.isolation == "vm":
             self._run("network", cid)
 

@@ -22,6 +22,17 @@ Why tc redirect and not macvtap (measured here under TCG, 32 MiB over -p: tc 356
 the one global devtmpfs, while ifindexes are per namespace. Every container namespace numbers its links alike, so
 the second VM container would open the first one's /dev/tap3. Avoiding that would mean a mknod from the
 namespace's sysfs. A plain tap has no device node, needs nothing from udev, and disappears with QEMU.
+
+IPv6: a dual-stack veth's global addresses and IPv6 default route go to the guest as its IPv4 ones do; the veth
+keeps them (the engine moves the default route through it) but loses its link-local address, and never does
+DAD or router solicitation, so nothing of the namespace's own IPv6 stack echoes into the guest.
+
+Live network connect/disconnect (`nanovisor-vm-runtime network`, after the engine changed the namespace's veths):
+microvm has no device hotplug, so a network connected while the VM runs shares the first NIC, told apart by MAC
+(see _resync_here). Why not 802.1Q VLANs over the first NIC: the host side would need a VLAN device on the tap or
+tc's vlan action, and this host's kernel has neither (CONFIG_VLAN_8021Q, CONFIG_NET_ACT_VLAN are off; only u32
+and mirred exist), while a source-MAC u32 match plus mirred is what the boot NICs already use. The guest kernel
+has CONFIG_MACVLAN for it.
 """
 
 from __future__ import annotations
@@ -45,7 +56,6 @@ SHARED_NETNS_ERROR = ("VM isolation cannot join another container's network name
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
 ETH_P_ALL = 0x0003
-ETH_P_8021Q = 0x8100
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 INGRESS = 0xFFFF0000
 RT_TABLE_MAIN = 254
@@ -80,8 +90,9 @@ class Wiring:
 
     def record(self) -> dict:
         """What `network` (a live connect/disconnect) must know later: the guest's NICs by name, the tap and
-        guest NIC that carry the VLANs, and the VLAN of each network connected since boot (none yet)."""
-        return {"nics": [n.name for n in self.nics], "vlans": {},
+        guest NIC that carry the networks connected since boot, and each of those with its filter slot (none
+        yet)."""
+        return {"nics": [n.name for n in self.nics], "extra": {},
                 "trunk": [f"{TAP_PREFIX}0", self.nics[0].name] if self.nics else None}
 
     def close(self) -> None:
@@ -125,13 +136,15 @@ def _open_tap(name: str) -> int:
     return fd
 
 
-def _redirect(ipr, src: int, dst: int, prio: int = 1, fresh: bool = True) -> None:
+LAST_NODE = 0x80000FFF  # u32 handle 800::fff: the catch-all comes after every node a live connect adds
+
+
+def _redirect(ipr, src: int, dst: int) -> None:
     """Every frame arriving on src leaves through dst (an ingress qdisc, a u32 match-all, mirred redirect)."""
-    if fresh:
-        _fresh_ingress(ipr, src)
-    ipr.tc("add-filter", "u32", index=src, parent=INGRESS, protocol=ETH_P_ALL, prio=prio, target=0x10001,
-           keys=["0x0/0x0+0"], action=[{"kind": "mirred", "direction": "egress", "action": "redirect",
-                                        "ifindex": dst}])
+    _fresh_ingress(ipr, src)
+    ipr.tc("add-filter", "u32", index=src, parent=INGRESS, protocol=ETH_P_ALL, prio=1, handle=LAST_NODE,
+           target=0x10001, keys=["0x0/0x0+0"], action=[{"kind": "mirred", "direction": "egress",
+                                                        "action": "redirect", "ifindex": dst}])
 
 
 def _fresh_ingress(ipr, index: int) -> None:
@@ -142,15 +155,6 @@ def _fresh_ingress(ipr, index: int) -> None:
     except NetlinkError:
         pass
     ipr.tc("add", "ingress", index=index)
-
-
-def _trunk(ipr, tap: int, veth: int) -> None:
-    """The first tap: 802.1Q-tagged frames from the guest go on up the stack (prio 1, to the VLAN devices a
-    live connect adds on the tap, see connect_here), every other frame goes to the first veth (prio 2)."""
-    _fresh_ingress(ipr, tap)
-    ipr.tc("add-filter", "u32", index=tap, parent=INGRESS, protocol=ETH_P_8021Q, prio=1, target=0x10001,
-           keys=["0x0/0x0+0"], action=[{"kind": "gact", "action": "ok"}])
-    _redirect(ipr, tap, veth, prio=2, fresh=False)
 
 
 def _quiet(name: str, v6: bool) -> None:
@@ -181,7 +185,7 @@ def _link_local_off(ipr, index: int) -> None:
 
 
 def _veths(ipr) -> tuple[list, dict[int, str]]:
-    """The namespace's veths (the container's interfaces: not lo, not our taps or VLAN devices), and every
+    """The namespace's veths (the container's interfaces: not lo, not our taps), and every
     link's name by index."""
     links = ipr.get_links()
     names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in links}
@@ -189,7 +193,7 @@ def _veths(ipr) -> tuple[list, dict[int, str]]:
     for link in links:
         info = link.get_attr("IFLA_LINKINFO")
         kind = info.get_attr("IFLA_INFO_KIND") if info else None
-        if link.get_attr("IFLA_IFNAME") != "lo" and kind not in ("tun", "vlan"):
+        if link.get_attr("IFLA_IFNAME") != "lo" and kind != "tun":
             veths.append(link)
     return veths, names
 
@@ -244,10 +248,7 @@ def _wire_here() -> Wiring:
                 tap_idx = ipr.link_lookup(ifname=tap)[0]
                 ipr.link("set", index=tap_idx, mtu=mtu, state="up")
                 _redirect(ipr, link["index"], tap_idx)
-                if i == 0:
-                    _trunk(ipr, tap_idx, link["index"])
-                else:
-                    _redirect(ipr, tap_idx, link["index"])
+                _redirect(ipr, tap_idx, link["index"])
                 v6 = any(":" in a for a in nic.addrs)
                 _quiet(name, v6)
                 if v6:
@@ -269,16 +270,17 @@ def wire(netns: str) -> Wiring:
     return in_netns(netns, _wire_here)
 
 
-VLAN_PREFIX = "nvvl"
-VLAN_FIRST, VLAN_LAST = 2, 4094
+SLOTS = range(1, LAST_NODE & 0xFFF)  # u32 handles 800::1 .. 800::ffe on the first tap, before its catch-all
 
 
 def _resync_here(rec: dict) -> list[tuple[str, str]]:
     """Runs inside the namespace of a running VM container whose endpoints the engine just changed (network
-    connect/disconnect: a veth appeared or went). microvm has no device hotplug, so a new veth is carried as an
-    802.1Q VLAN over the first NIC: a VLAN device on the first tap, redirected to and from the veth as a NIC's
-    tap is; the guest gets a VLAN device with the veth's name, MAC and addresses. Returns the agent's
-    operations ("vlan", "flush", "routes", "route"); rec (the record of what the guest has) is updated."""
+    connect/disconnect: a veth appeared or went). microvm has no device hotplug, and this host kernel has no
+    802.1Q and no tc vlan action, so a new network shares the first NIC, told apart by MAC: in the guest a
+    macvlan device on the first NIC with the veth's name, MAC and addresses; here, frames from the first tap
+    with that source MAC go to the new veth (a u32 node before the tap's catch-all) and everything arriving
+    on the veth goes to the tap (its MAC is the macvlan's, which takes it in the guest). Returns the agent's
+    operations ("macvlan", "flush", "routes", "route"); rec (what the guest has) is updated."""
     from pyroute2 import IPRoute
 
     ops: list[tuple[str, str]] = []
@@ -288,48 +290,46 @@ def _resync_here(rec: dict) -> list[tuple[str, str]]:
         for name in [n for n in rec["nics"] if n not in present and n not in rec.get("gone", [])]:
             rec.setdefault("gone", []).append(name)  # a boot NIC cannot go: its addresses and routes do
             ops.append(("flush", name))
-        for name, vid in list(rec["vlans"].items()):
+        for name, slot in list(rec["extra"].items()):
             if name not in present:
-                _delete_link(ipr, f"{VLAN_PREFIX}{vid}")
-                del rec["vlans"][name]
+                _tc("filter", "del", "dev", rec["trunk"][0], "parent", "ffff:", "protocol", "all", "prio", "1",
+                    "handle", f"800::{slot:x}", "u32", check=False)
+                del rec["extra"][name]
                 ops.append(("flush", name))
         routes = _gateway_routes(ipr, names)
-        new = [link for name, link in present.items() if name not in rec["nics"] and name not in rec["vlans"]]
+        new = [link for name, link in present.items() if name not in rec["nics"] and name not in rec["extra"]]
         if new and not rec.get("trunk"):
             raise OSError("this VM container was started without a network: restart it to connect it")
         for link in new:
-            name, mtu = link.get_attr("IFLA_IFNAME"), link.get_attr("IFLA_MTU")
+            name, mtu, mac = link.get_attr("IFLA_IFNAME"), link.get_attr("IFLA_MTU"), link.get_attr("IFLA_ADDRESS")
             tap, lower = rec["trunk"]
             tap_idx = ipr.link_lookup(ifname=tap)[0]
-            tap_mtu = ipr.get_links(tap_idx)[0].get_attr("IFLA_MTU")
-            vid = next(v for v in range(VLAN_FIRST, VLAN_LAST + 1) if v not in rec["vlans"].values())
-            dev = f"{VLAN_PREFIX}{vid}"
-            _delete_link(ipr, dev)  # a leftover of a failed attempt
-            ipr.link("add", ifname=dev, kind="vlan", link=tap_idx, vlan_id=vid, mtu=min(mtu, tap_mtu))
-            dev_idx = ipr.link_lookup(ifname=dev)[0]
-            ipr.link("set", index=dev_idx, state="up")
-            _redirect(ipr, link["index"], dev_idx)
-            _redirect(ipr, dev_idx, link["index"])
-            nic = Nic(name, link.get_attr("IFLA_ADDRESS"), min(mtu, tap_mtu), _addrs(ipr, link["index"]))
+            mtu = min(mtu, ipr.get_links(tap_idx)[0].get_attr("IFLA_MTU"))
+            slot = next(n for n in SLOTS if n not in rec["extra"].values())
+            _tc("filter", "replace", "dev", tap, "parent", "ffff:", "protocol", "all", "prio", "1",
+                "handle", f"800::{slot:x}", "u32", "match", "ether", "src", mac,
+                "action", "mirred", "egress", "redirect", "dev", name)
+            _redirect(ipr, link["index"], tap_idx)
+            nic = Nic(name, mac, mtu, _addrs(ipr, link["index"]))
             v6 = any(":" in a for a in nic.addrs)
             _quiet(name, v6)
             if v6:
                 _link_local_off(ipr, link["index"])
-            rec["vlans"][name] = vid
-            ops.append(("vlan", f"{lower} {vid} {nic.agent_value()}"))
+            rec["extra"][name] = slot
+            ops.append(("macvlan", f"{lower} {nic.agent_value()}"))
     ops.append(("routes", ""))  # the gateway routes are replaced as a whole: the default one may have moved
     ops += [("route", r) for r in routes]
     return ops
 
 
-def _delete_link(ipr, name: str) -> None:
-    from pyroute2.netlink.exceptions import NetlinkError
+def _tc(*args: str, check: bool = True) -> None:
+    """iproute2's tc, in the calling thread's namespace: pyroute2 cannot encode a u32 match on the Ethernet
+    header (negative offsets from the network header)."""
+    import subprocess
 
-    for idx in ipr.link_lookup(ifname=name):
-        try:
-            ipr.link("del", index=idx)
-        except NetlinkError:
-            pass
+    proc = subprocess.run(["tc", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise OSError(f"tc {' '.join(args)}: {proc.stderr.strip()}")
 
 
 RECORD = "net.json"
@@ -345,7 +345,7 @@ def load_record(cdir: Path) -> dict:
     try:
         return json.loads((cdir / RECORD).read_text())
     except (OSError, ValueError):
-        return {"nics": [], "vlans": {}, "trunk": None}
+        return {"nics": [], "extra": {}, "trunk": None}
 
 
 def resync(netns: str, rec: dict) -> list[tuple[str, str]]:
