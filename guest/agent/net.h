@@ -11,6 +11,7 @@
  *    new veth's MAC (the host sends that NIC's frames from this MAC to the new veth, see runtime/vm/net.py):
  *      macvlan = "LOWER NAME MAC MTU IP/PREFIX..."  a macvlan device on LOWER, with its addresses, up
  *      flush  = "NAME"  the network left: a macvlan device is deleted, a boot NIC (cannot go) loses its addresses
+ *      dns    = "127.0.0.11"  the relay below starts (the first user network came: netd answers there now)
  *      routes = ""      the gateway routes that follow replace every default route
  *      route  = as above
  * 2. The DNS relay: the container's /etc/resolv.conf names 127.0.0.11, netd's address inside the namespace on the
@@ -351,6 +352,8 @@ static void net_no_defaults(int s) {
     }
 }
 
+static int dns_start_at(const char *addr, char *err, size_t n);
+
 /* payload "key=value;key=value" (see the top of this file); err empty on success */
 static void net_live(char *payload, char *err, size_t n) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -363,6 +366,7 @@ static void net_live(char *payload, char *err, size_t n) {
         int rc = 0;
         if (!strcmp(t, "macvlan")) rc = net_macvlan(s, v, err, n);
         else if (!strcmp(t, "flush")) rc = net_flush(s, v, err, n);
+        else if (!strcmp(t, "dns")) rc = dns_start_at(v, err, n);
         else if (!strcmp(t, "routes")) net_no_defaults(s);
         else if (!strcmp(t, "route")) rc = net_route(s, v, err, n);
         if (rc < 0) break;
@@ -396,14 +400,17 @@ static int dns_bind(int type, const char *addr) {
     return s;
 }
 
-static int dns_start(struct kv *kv, char *err, size_t n) {
-    const char *addr = kv_get(kv, "dns");
+static int dns_start_at(const char *addr, char *err, size_t n) {
     if (!addr || dns_udp >= 0) return 0;
     for (int i = 0; i < DNS_CONNS; i++) dns_conns[i].fd = -1;
     dns_udp = dns_bind(SOCK_DGRAM, addr);
     dns_tcp = dns_bind(SOCK_STREAM, addr);
     if (dns_udp < 0 || dns_tcp < 0) return net_fail(err, n, "DNS relay on", addr);
     return 0;
+}
+
+static int dns_start(struct kv *kv, char *err, size_t n) {
+    return dns_start_at(kv_get(kv, "dns"), err, n);
 }
 
 /* A query from a guest process: park who asked in a slot, send it on with the slot number as its ID. */

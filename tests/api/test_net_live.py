@@ -114,3 +114,24 @@ def test_connect_disconnect_running_container_ipv6_and_published_port(docker, im
         docker("rm", "-f", name, p1, p2)
         for net, _, _ in nets:
             docker("network", "rm", net)
+
+
+def test_connect_from_the_default_bridge_brings_names(docker, image, name, iso):
+    """A container started on the default bridge (no embedded DNS) and connected to a user network while it
+    runs resolves that network's names from then on, as dockerd's do."""
+    net = "live3-" + _uid()
+    assert docker("network", "create", "--subnet", "10.127.3.0/24", net).returncode == 0
+    peer = name + "-peer"
+    try:
+        r = docker("run", "-d", "--name", peer, "--network", net, image, "sleep", "600")
+        assert r.returncode == 0, r.stderr
+        r = docker("run", "-d", "--name", name, "--runtime", iso, image, "sleep", "600")
+        assert r.returncode == 0, r.stderr
+        assert docker("network", "connect", net, name).returncode == 0
+        # rewritten in place; a VM's virtio-fs may show it a moment later
+        wait_for(lambda: "nameserver 127.0.0.11" in docker("exec", name, "cat", "/etc/resolv.conf").stdout)
+        r = docker("exec", name, "ping", "-c", "1", "-W", "5", peer)
+        assert r.returncode == 0 and "10.127.3." in r.stdout, r.stdout + r.stderr
+    finally:
+        docker("rm", "-f", name, peer)
+        docker("network", "rm", net)

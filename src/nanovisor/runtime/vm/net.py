@@ -79,12 +79,13 @@ class Wiring:
     """What the VM needs: NICs (with their tap descriptors), routes, and the DNS relay socket."""
     nics: list[Nic] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)  # "dst/prefix gateway ifname", IPv4 and IPv6
-    dns: socket.socket | None = None
+    dns: socket.socket | None = None  # to 127.0.0.11:53 in the namespace (made whenever there is a NIC)
+    relay: bool = False               # netd answers there now: the agent relays the guest's 127.0.0.11
 
     def agent_kv(self) -> list[tuple[str, str]]:
         kv = [("net", n.agent_value()) for n in self.nics]
         kv += [("route", r) for r in self.routes]
-        if self.dns is not None:
+        if self.dns is not None and self.relay:
             kv.append(("dns", EMBEDDED_DNS))
         return kv
 
@@ -92,7 +93,7 @@ class Wiring:
         """What `network` (a live connect/disconnect) must know later: the guest's NICs by name, the tap and
         guest NIC that carry the networks connected since boot, and each of those with its filter slot (none
         yet)."""
-        return {"nics": [n.name for n in self.nics], "extra": {},
+        return {"nics": [n.name for n in self.nics], "extra": {}, "dns": self.relay,
                 "trunk": [f"{TAP_PREFIX}0", self.nics[0].name] if self.nics else None}
 
     def close(self) -> None:
@@ -253,10 +254,11 @@ def _wire_here() -> Wiring:
                 _quiet(name, v6)
                 if v6:
                     _link_local_off(ipr, link["index"])
-        if w.nics and _embedded_dns_held():
+        if w.nics:  # also on the default bridge: a user network connected later brings netd's 127.0.0.11
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             s.connect((EMBEDDED_DNS, 53))
             w.dns = s
+            w.relay = _embedded_dns_held()
     except BaseException:
         w.close()
         raise
@@ -280,7 +282,7 @@ def _resync_here(rec: dict) -> list[tuple[str, str]]:
     macvlan device on the first NIC with the veth's name, MAC and addresses; here, frames from the first tap
     with that source MAC go to the new veth (a u32 node before the tap's catch-all) and everything arriving
     on the veth goes to the tap (its MAC is the macvlan's, which takes it in the guest). Returns the agent's
-    operations ("macvlan", "flush", "routes", "route"); rec (what the guest has) is updated."""
+    operations ("macvlan", "flush", "dns", "routes", "route"); rec (what the guest has) is updated."""
     from pyroute2 import IPRoute
 
     ops: list[tuple[str, str]] = []
@@ -317,6 +319,9 @@ def _resync_here(rec: dict) -> list[tuple[str, str]]:
                 _link_local_off(ipr, link["index"])
             rec["extra"][name] = slot
             ops.append(("macvlan", f"{lower} {nic.agent_value()}"))
+    if not rec.get("dns") and _embedded_dns_held():  # the first user network: names are answered from now on
+        rec["dns"] = True
+        ops.append(("dns", EMBEDDED_DNS))
     ops.append(("routes", ""))  # the gateway routes are replaced as a whole: the default one may have moved
     ops += [("route", r) for r in routes]
     return ops
