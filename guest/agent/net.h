@@ -4,6 +4,7 @@
  *    tc-redirected to that veth, see src/nanovisor/runtime/vm/net.py). The host sends, in the CREATE payload,
  *      net   = "NAME MAC MTU IP/PREFIX [IP/PREFIX ...]"  (found here by MAC, renamed to NAME; IPv4 or IPv6)
  *      route = "DST/PREFIX GATEWAY NAME"                (IPv4 or IPv6)
+ *      macvlan = as in 1b, for networks beyond the NICs microvm has slots for
  *    and we apply them with plain ioctls (no netlink library in a static agent). IPv6 addresses skip duplicate
  *    address detection (accept_dad=0 first), as dockerd's nodad: the engine's IPAM made them unique.
  * 1b. net_live (NET frame, "key=value;..."): a network connected to or disconnected from the running container.
@@ -186,11 +187,13 @@ static int net_route(int s, char *spec, char *err, size_t n) {
     return 0;
 }
 
+static int net_macvlan(int s, char *spec, char *err, size_t n);
+
 static int net_setup(struct kv *kv, char *err, size_t n) {
-    char **nets = kv_all(kv, "net"), **routes = kv_all(kv, "route");
+    char **nets = kv_all(kv, "net"), **routes = kv_all(kv, "route"), **shared = kv_all(kv, "macvlan");
     int rc = -1, s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     char tmp[8][IFNAMSIZ];
-    if (s < 0) { free(nets); free(routes); return net_fail(err, n, "socket", ""); }
+    if (s < 0) { free(nets); free(routes); free(shared); return net_fail(err, n, "socket", ""); }
     /* pass 1: find each NIC by MAC and give it a temporary name, so renames to eth0, eth1... never collide */
     int i;
     for (i = 0; nets[i] && i < 8; i++) {
@@ -220,12 +223,15 @@ static int net_setup(struct kv *kv, char *err, size_t n) {
         if (if_ioctl(s, SIOCSIFMTU, &ifr, name) < 0) { net_fail(err, n, "mtu", name); goto out; }
         if (net_addrs_up(s, name, &save, err, n) < 0) goto out;
     }
+    for (char **m = shared; *m; m++) /* networks beyond the NICs: on the first one (see 1b) */
+        if (net_macvlan(s, *m, err, n) < 0) goto out;
     for (char **r = routes; *r; r++)
         if (net_route(s, *r, err, n) < 0) goto out;
     rc = 0;
 out:
     close(s);
     free(nets);
+    free(shared);
     free(routes);
     return rc;
 }

@@ -135,3 +135,32 @@ def test_connect_from_the_default_bridge_brings_names(docker, image, name, iso):
     finally:
         docker("rm", "-f", name, peer)
         docker("network", "rm", net)
+
+
+def test_five_networks_live_and_after_a_restart(docker, image, name, iso):
+    """More networks than a microVM has NIC slots (4): connected live, and still all there after a restart
+    (the VM boots with four NICs and the fifth network on the first one)."""
+    nets = [f"live5{i}-" + _uid() for i in range(5)]
+    peer = name + "-peer"
+    try:
+        for i, net in enumerate(nets):
+            assert docker("network", "create", "--subnet", f"10.127.{10 + i}.0/24", net).returncode == 0
+        r = docker("run", "-d", "--name", peer, "--network", nets[-1], image, "sleep", "600")
+        assert r.returncode == 0, r.stderr
+        r = docker("run", "-d", "--name", name, "--runtime", iso, "--network", nets[0], image, "sleep", "600")
+        assert r.returncode == 0, r.stderr
+        for net in nets[1:]:
+            r = docker("network", "connect", net, name)
+            assert r.returncode == 0, r.stderr
+        for restarted in (False, True):
+            if restarted:
+                assert docker("restart", "-t", "1", name).returncode == 0
+            eps = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", name).stdout)
+            addrs = docker("exec", name, "ip", "addr").stdout
+            assert all(f"{eps[net]['IPAddress']}/24" in addrs for net in nets), addrs
+            r = docker("exec", peer, "ping", "-c", "1", "-W", "5", name)
+            assert r.returncode == 0 and eps[nets[-1]]["IPAddress"] in r.stdout, r.stdout + r.stderr
+    finally:
+        docker("rm", "-f", name, peer)
+        for net in nets:
+            docker("network", "rm", net)

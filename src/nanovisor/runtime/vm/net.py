@@ -78,12 +78,15 @@ class Nic:
 class Wiring:
     """What the VM needs: NICs (with their tap descriptors), routes, and the DNS relay socket."""
     nics: list[Nic] = field(default_factory=list)
+    shared: dict[str, int] = field(default_factory=dict)  # veths beyond MAX_NICS, sharing the first NIC: slot
+    shared_kv: list[str] = field(default_factory=list)    # their agent "macvlan" values
     routes: list[str] = field(default_factory=list)  # "dst/prefix gateway ifname", IPv4 and IPv6
     dns: socket.socket | None = None  # to 127.0.0.11:53 in the namespace (made whenever there is a NIC)
     relay: bool = False               # netd answers there now: the agent relays the guest's 127.0.0.11
 
     def agent_kv(self) -> list[tuple[str, str]]:
         kv = [("net", n.agent_value()) for n in self.nics]
+        kv += [("macvlan", v) for v in self.shared_kv]
         kv += [("route", r) for r in self.routes]
         if self.dns is not None and self.relay:
             kv.append(("dns", EMBEDDED_DNS))
@@ -91,9 +94,9 @@ class Wiring:
 
     def record(self) -> dict:
         """What `network` (a live connect/disconnect) must know later: the guest's NICs by name, the tap and
-        guest NIC that carry the networks connected since boot, and each of those with its filter slot (none
-        yet)."""
-        return {"nics": [n.name for n in self.nics], "extra": {}, "dns": self.relay,
+        guest NIC that carry the networks beyond the NICs (connected since boot, or more than MAX_NICS at boot),
+        and each of those with its filter slot."""
+        return {"nics": [n.name for n in self.nics], "extra": dict(self.shared), "dns": self.relay,
                 "trunk": [f"{TAP_PREFIX}0", self.nics[0].name] if self.nics else None}
 
     def close(self) -> None:
@@ -237,10 +240,8 @@ def _wire_here() -> Wiring:
             veths, names = _veths(ipr)
             if any(n.startswith(TAP_PREFIX) for n in names.values()):
                 raise OSError(SHARED_NETNS_ERROR)
-            if len(veths) > MAX_NICS:
-                raise OSError(f"a VM container can be attached to at most {MAX_NICS} networks")
             w.routes = _gateway_routes(ipr, names)  # before _quiet: disabling IPv6 drops its routes
-            for i, link in enumerate(veths):
+            for i, link in enumerate(veths[:MAX_NICS]):
                 name, mtu = link.get_attr("IFLA_IFNAME"), link.get_attr("IFLA_MTU")
                 nic = Nic(name, link.get_attr("IFLA_ADDRESS"), mtu, _addrs(ipr, link["index"]))
                 w.nics.append(nic)
@@ -250,10 +251,12 @@ def _wire_here() -> Wiring:
                 ipr.link("set", index=tap_idx, mtu=mtu, state="up")
                 _redirect(ipr, link["index"], tap_idx)
                 _redirect(ipr, tap_idx, link["index"])
-                v6 = any(":" in a for a in nic.addrs)
-                _quiet(name, v6)
-                if v6:
-                    _link_local_off(ipr, link["index"])
+                _quiet_veth(ipr, link, nic)
+            if len(veths) > MAX_NICS:  # more networks than virtio-mmio slots: the rest share the first NIC
+                trunk = (f"{TAP_PREFIX}0", w.nics[0].name)
+                for link in veths[MAX_NICS:]:
+                    nic, w.shared[nic_name(link)] = _share_first_nic(ipr, link, trunk, w.shared)
+                    w.shared_kv.append(f"{trunk[1]} {nic.agent_value()}")
         if w.nics:  # also on the default bridge: a user network connected later brings netd's 127.0.0.11
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             s.connect((EMBEDDED_DNS, 53))
@@ -303,28 +306,43 @@ def _resync_here(rec: dict) -> list[tuple[str, str]]:
         if new and not rec.get("trunk"):
             raise OSError("this VM container was started without a network: restart it to connect it")
         for link in new:
-            name, mtu, mac = link.get_attr("IFLA_IFNAME"), link.get_attr("IFLA_MTU"), link.get_attr("IFLA_ADDRESS")
-            tap, lower = rec["trunk"]
-            tap_idx = ipr.link_lookup(ifname=tap)[0]
-            mtu = min(mtu, ipr.get_links(tap_idx)[0].get_attr("IFLA_MTU"))
-            slot = next(n for n in SLOTS if n not in rec["extra"].values())
-            _tc("filter", "replace", "dev", tap, "parent", "ffff:", "protocol", "all", "prio", "1",
-                "handle", f"800::{slot:x}", "u32", "match", "ether", "src", mac,
-                "action", "mirred", "egress", "redirect", "dev", name)
-            _redirect(ipr, link["index"], tap_idx)
-            nic = Nic(name, mac, mtu, _addrs(ipr, link["index"]))
-            v6 = any(":" in a for a in nic.addrs)
-            _quiet(name, v6)
-            if v6:
-                _link_local_off(ipr, link["index"])
-            rec["extra"][name] = slot
-            ops.append(("macvlan", f"{lower} {nic.agent_value()}"))
+            nic, rec["extra"][nic_name(link)] = _share_first_nic(ipr, link, rec["trunk"], rec["extra"])
+            ops.append(("macvlan", f"{rec['trunk'][1]} {nic.agent_value()}"))
     if not rec.get("dns") and _embedded_dns_held():  # the first user network: names are answered from now on
         rec["dns"] = True
         ops.append(("dns", EMBEDDED_DNS))
     ops.append(("routes", ""))  # the gateway routes are replaced as a whole: the default one may have moved
     ops += [("route", r) for r in routes]
     return ops
+
+
+def nic_name(link) -> str:
+    return link.get_attr("IFLA_IFNAME")
+
+
+def _share_first_nic(ipr, link, trunk: tuple[str, str] | list[str], taken: dict[str, int]) -> tuple[Nic, int]:
+    """The host half for a veth that shares the first NIC (trunk: that NIC's tap and guest name): frames from
+    the tap with the veth's MAC as source go to the veth (a u32 node in a free slot before the catch-all), all
+    that arrives on the veth goes to the tap. Returns the guest's view of it and the slot."""
+    tap = trunk[0]
+    name, mac = nic_name(link), link.get_attr("IFLA_ADDRESS")
+    tap_idx = ipr.link_lookup(ifname=tap)[0]
+    mtu = min(link.get_attr("IFLA_MTU"), ipr.get_links(tap_idx)[0].get_attr("IFLA_MTU"))
+    slot = next(n for n in SLOTS if n not in taken.values())
+    _tc("filter", "replace", "dev", tap, "parent", "ffff:", "protocol", "all", "prio", "1",
+        "handle", f"800::{slot:x}", "u32", "match", "ether", "src", mac,
+        "action", "mirred", "egress", "redirect", "dev", name)
+    _redirect(ipr, link["index"], tap_idx)
+    nic = Nic(name, mac, mtu, _addrs(ipr, link["index"]))
+    _quiet_veth(ipr, link, nic)
+    return nic, slot
+
+
+def _quiet_veth(ipr, link, nic: Nic) -> None:
+    v6 = any(":" in a for a in nic.addrs)
+    _quiet(nic.name, v6)
+    if v6:
+        _link_local_off(ipr, link["index"])
 
 
 def _tc(*args: str, check: bool = True) -> None:
