@@ -51,12 +51,13 @@ def test_connect_disconnect_running_container_ipv6_and_published_port(docker, im
         r = docker("network", "create", "--ipv6", "--subnet", v4, "--subnet", v6, net)
         assert r.returncode == 0, r.stderr
     p1, p2 = name + "-p1", name + "-p2"
-    port = free_port()
+    port, port6 = free_port(), free_port()
     try:
         for peer, net in ((p1, first), (p2, second)):
             r = docker("run", "-d", "--name", peer, "--network", net, image, "sleep", "600")
             assert r.returncode == 0, r.stderr
-        r = docker("run", "-d", "--name", name, "--runtime", iso, "--network", first, "-p", f"{port}:80", image,
+        r = docker("run", "-d", "--name", name, "--runtime", iso, "--network", first, "-p", f"{port}:80",
+                   "-p", f"[::1]:{port6}:80", image,
                    "sh", "-c", "mkdir -p /www && echo live > /www/index.html && exec httpd -f -p 80 -h /www")
         assert r.returncode == 0, r.stderr
 
@@ -73,6 +74,8 @@ def test_connect_disconnect_running_container_ipv6_and_published_port(docker, im
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"))
         assert _get(f"http://[::1]:{port}/") == "live\n"
         assert f"[::]:{port}" in docker("port", name, "80").stdout
+        assert _get(f"http://[::1]:{port6}/") == "live\n"  # bound to the IPv6 loopback only
+        assert not _answers(f"http://127.0.0.1:{port6}/")
 
         # connect while running: addresses, both directions, name and alias
         r = docker("network", "connect", "--alias", "live-alias", second, name)
