@@ -6,6 +6,10 @@ program or container therefore fails exactly like Docker's "port is already allo
 free ephemeral port by binding port 0. TCP reservations are made as dockerd makes them: SO_REUSEADDR, so
 connections of an earlier server on the port lingering in TIME-WAIT do not block the bind (for ~60 s), and
 listening, so no other program can bind the port with SO_REUSEADDR while the container holds it.
+
+IPv6, as dockerd on a host with IPv6: a port published on every address is held on [::] too, and IPv6 host
+addresses (`-p [::1]:8080:80`) are accepted. Those sockets are not reservations but the listening side of netd's
+relay to the container (TCP and UDP; IPv4 ones are DNATed): the IPv6 loopback cannot be DNATed onto a bridge.
 """
 
 from __future__ import annotations
@@ -64,8 +68,8 @@ def wanted(bindings: dict | None, publish_all: bool, exposed: dict | None) -> li
                     version = ipaddress.ip_address(host_ip).version
                 except ValueError as e:
                     raise InvalidParameter(f"invalid IP address: {host_ip}") from e
-                if version == 6 and (proto != "tcp" or not host_has_ipv6()):
-                    continue  # skipped as dockerd skips them on a host without IPv6 (UDP: no proxy here yet)
+                if version == 6 and (proto not in PROXIED or not host_has_ipv6()):
+                    continue  # skipped as dockerd skips them on a host without IPv6 (SCTP: no proxy here)
             if host_ip == "0.0.0.0":
                 host_ip = ""
             hlo, hhi = _range(entry.get("HostPort") or "0", entry.get("HostPort") or "")
@@ -126,6 +130,7 @@ def _bind(proto: str, host_ip: str, port: int) -> socket.socket:
 
 ALL_V6 = "::"
 PROXY_BACKLOG = 128
+PROXIED = ("tcp", "udp")
 
 
 def is_proxied(host_ip: str) -> bool:
@@ -146,9 +151,9 @@ def host_has_ipv6() -> bool:
 
 def reserve_v6_twin(proto: str, port: int) -> socket.socket | None:
     """A port published on every address is published on IPv6 too, as dockerd does on a host with IPv6:
-    [::]:port, listening (netd proxies it). None where the host has no IPv6 or for UDP/SCTP (no proxy yet);
+    [::]:port, bound (netd proxies it). None where the host has no IPv6 or for SCTP (no proxy);
     OSError(EADDRINUSE) when another program holds [::]:port."""
-    if proto != "tcp" or not host_has_ipv6():
+    if proto not in PROXIED or not host_has_ipv6():
         return None
     return _bind(proto, ALL_V6, port)
 
