@@ -5,7 +5,11 @@ the namespace is not the container's own network stack (Runtime.sync_network).""
 
 from __future__ import annotations
 
+import logging
+
 from nanovisor.engine.containers import Container
+
+log = logging.getLogger(__name__)
 
 
 def connect(engine, network, ref: str, container: str, endpoint_config: dict | None = None) -> tuple[dict, str]:
@@ -20,10 +24,12 @@ def connect(engine, network, ref: str, container: str, endpoint_config: dict | N
                        endpoint_config or {})
         if c.running:
             result = network.connect(ref, c.id, endpoint_config or {})
+            runtime = engine.lifecycle.runtimes.get(c.runtime)
             try:
-                engine.lifecycle.runtimes.get(c.runtime).sync_network(c.id)
+                runtime.sync_network(c.id)
             except Exception:
                 network.disconnect(ref, c.id, force=True)  # the container could not take it: as before
+                _sync_quietly(runtime, c.id)
                 raise
             network_changed(engine, c, result)
         engine.containers.save_spec(c)
@@ -40,11 +46,18 @@ def disconnect(engine, network, ref: str, container: str, force: bool = False) -
         record_disconnect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]})
         if c.running:
             result = network.disconnect(ref, c.id, force)
-            if result:
-                engine.lifecycle.runtimes.get(c.runtime).sync_network(c.id)
+            if result:  # the endpoint is gone already: a container that cannot follow keeps a dead interface
+                _sync_quietly(engine.lifecycle.runtimes.get(c.runtime), c.id)
             network_changed(engine, c, result)
         engine.containers.save_spec(c)
     return net, c.id
+
+
+def _sync_quietly(runtime, cid: str) -> None:
+    try:
+        runtime.sync_network(cid)
+    except Exception as e:  # noqa: BLE001 - reported, the engine's side stands
+        log.warning("container %s: its runtime did not follow a network change: %s", cid[:12], e)
 
 
 def network_changed(engine, c: Container, result: dict) -> None:

@@ -76,7 +76,8 @@ class Nic:
 
 @dataclass
 class Wiring:
-    """What the VM needs: NICs (with their tap descriptors), routes, and the DNS relay socket."""
+    """What the VM needs: NICs (with their tap descriptors), networks sharing the first NIC, routes, and the DNS
+    relay socket."""
     nics: list[Nic] = field(default_factory=list)
     shared: dict[str, int] = field(default_factory=dict)  # veths beyond MAX_NICS, sharing the first NIC: slot
     shared_kv: list[str] = field(default_factory=list)    # their agent "macvlan" values
@@ -255,7 +256,7 @@ def _wire_here() -> Wiring:
             if len(veths) > MAX_NICS:  # more networks than virtio-mmio slots: the rest share the first NIC
                 trunk = (f"{TAP_PREFIX}0", w.nics[0].name)
                 for link in veths[MAX_NICS:]:
-                    nic, w.shared[nic_name(link)] = _share_first_nic(ipr, link, trunk, w.shared)
+                    nic, w.shared[_ifname(link)] = _share_first_nic(ipr, link, trunk, w.shared)
                     w.shared_kv.append(f"{trunk[1]} {nic.agent_value()}")
         if w.nics:  # also on the default bridge: a user network connected later brings netd's 127.0.0.11
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
@@ -306,7 +307,7 @@ def _resync_here(rec: dict) -> list[tuple[str, str]]:
         if new and not rec.get("trunk"):
             raise OSError("this VM container was started without a network: restart it to connect it")
         for link in new:
-            nic, rec["extra"][nic_name(link)] = _share_first_nic(ipr, link, rec["trunk"], rec["extra"])
+            nic, rec["extra"][_ifname(link)] = _share_first_nic(ipr, link, rec["trunk"], rec["extra"])
             ops.append(("macvlan", f"{rec['trunk'][1]} {nic.agent_value()}"))
     if not rec.get("dns") and _embedded_dns_held():  # the first user network: names are answered from now on
         rec["dns"] = True
@@ -316,7 +317,7 @@ def _resync_here(rec: dict) -> list[tuple[str, str]]:
     return ops
 
 
-def nic_name(link) -> str:
+def _ifname(link) -> str:
     return link.get_attr("IFLA_IFNAME")
 
 
@@ -325,7 +326,7 @@ def _share_first_nic(ipr, link, trunk: tuple[str, str] | list[str], taken: dict[
     the tap with the veth's MAC as source go to the veth (a u32 node in a free slot before the catch-all), all
     that arrives on the veth goes to the tap. Returns the guest's view of it and the slot."""
     tap = trunk[0]
-    name, mac = nic_name(link), link.get_attr("IFLA_ADDRESS")
+    name, mac = _ifname(link), link.get_attr("IFLA_ADDRESS")
     tap_idx = ipr.link_lookup(ifname=tap)[0]
     mtu = min(link.get_attr("IFLA_MTU"), ipr.get_links(tap_idx)[0].get_attr("IFLA_MTU"))
     slot = next(n for n in SLOTS if n not in taken.values())
