@@ -175,6 +175,8 @@ def cmd_network(a: argparse.Namespace) -> None:
     from nanovisor.runtime.vm import client
 
     c = container(a.root, a.id)
+    if c.status(c.load()) == "paused":  # its agent cannot answer; "cannot": the engine's 409
+        raise RuntimeError_("cannot change the networks of a paused VM container: unpause it first")
     _running(c)
     spec = json.loads((Path(c.load()["bundle"]) / "config.json").read_text())
     netns = _netns(spec)
