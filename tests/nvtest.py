@@ -15,6 +15,25 @@ os.environ["NANOVISOR_NET_OUTBOUND"] = "0"
 os.environ["NANOVISOR_DNS_FORWARD"] = "0"
 
 
+def runtime_params() -> list:
+    """One pytest param per registered runtime (the conformance style: the same check in every isolation):
+    VM runtimes carry the `vm` mark (slow under TCG); one that is not installed, or that this host's layout
+    makes refuse, is skipped with the reason."""
+    import pytest
+
+    from nanovisor.runtime.registry import RuntimeRegistry
+
+    params = []
+    for name, rt in RuntimeRegistry(Path("/nonexistent")).runtimes.items():
+        marks = [pytest.mark.vm] if rt.isolation == "vm" else []
+        if not rt.available():
+            marks.append(pytest.mark.skip(reason=f"{name} is not installed"))
+        elif reason := rt.unsupported_reason():
+            marks.append(pytest.mark.skip(reason=reason))
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
 def run_cli(root: Path, *args: str, input: str | bytes | None = None, timeout: float = 120,
             check: bool = False, text: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "nanovisor", "--root", str(root), *args], input=input,

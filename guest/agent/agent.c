@@ -654,6 +654,12 @@ static int oom_killed(void) {
     return read_long(CG "/memory.events", "oom_kill ") > 0;
 }
 
+static void do_net(uint32_t id, char *payload) {
+    char err[300] = "";
+    net_live(payload, err, sizeof err);
+    send_str(NV_REPLY, id, err);
+}
+
 static void do_update(uint32_t id, char *payload) {
     char err[256] = "";
     cgroup_apply(payload, err, sizeof err);
@@ -963,6 +969,7 @@ static void handle(struct nv_hdr *h, char *payload) {
     case NV_STATS: do_stats(h->id, 0); break;
     case NV_PS: do_stats(h->id, 1); break;
     case NV_UPDATE: do_update(h->id, payload); break;
+    case NV_NET: do_net(h->id, payload); break;
     case NV_DNS: dns_answer((unsigned char *)payload, h->len); break;
     }
 }

@@ -2,14 +2,27 @@
  *
  * 1. net_setup: each NIC is the twin of a veth in the container's network namespace on the host (QEMU's tap is
  *    tc-redirected to that veth, see src/nanovisor/runtime/vm/net.py). The host sends, in the CREATE payload,
- *      net   = "NAME MAC MTU IP/PREFIX [IP/PREFIX ...]"  (found here by MAC, renamed to NAME)
- *      route = "DST/PREFIX GATEWAY NAME"
- *    and we apply them with plain ioctls (no netlink library in a static agent).
+ *      net   = "NAME MAC MTU IP/PREFIX [IP/PREFIX ...]"  (found here by MAC, renamed to NAME; IPv4 or IPv6)
+ *      route = "DST/PREFIX GATEWAY NAME"                (IPv4 or IPv6)
+ *      macvlan = as in 1b, for networks beyond the NICs microvm has slots for
+ *    and we apply them with plain ioctls (no netlink library in a static agent). IPv6 addresses skip duplicate
+ *    address detection (accept_dad=0 first), as dockerd's nodad: the engine's IPAM made them unique.
+ * 1b. net_live (NET frame, "key=value;..."): a network connected to or disconnected from the running container.
+ *    microvm has no hotplug, so a new network shares the first NIC, told apart by MAC: a macvlan device with the
+ *    new veth's MAC (the host sends that NIC's frames from this MAC to the new veth, see runtime/vm/net.py):
+ *      macvlan = "LOWER NAME MAC MTU IP/PREFIX..."  a macvlan device on LOWER, with its addresses, up
+ *      flush  = "NAME"  the network left: a macvlan device is deleted, a boot NIC (cannot go) loses its addresses
+ *      dns    = "127.0.0.11"  the relay below starts (the first user network came: netd answers there now)
+ *      routes = ""      the gateway routes that follow replace every default route
+ *      route  = as above
  * 2. The DNS relay: the container's /etc/resolv.conf names 127.0.0.11, netd's address inside the namespace on the
  *    host, which here is our own loopback. With dns = "127.0.0.11" we answer there (UDP and TCP), rewrite each
  *    query's ID to a slot number, send it to the host as an NV_DNS frame (the shim asks netd from inside the
  *    namespace) and hand the answer back to whoever asked, with its own ID restored. */
 #include <arpa/inet.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
@@ -70,11 +83,50 @@ static int set_addr(int s, unsigned long req, const char *name, in_addr_t a) {
     return if_ioctl(s, req, &ifr, name);
 }
 
+static int write_sysctl(const char *path, const char *val) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t w = write(fd, val, strlen(val));
+    close(fd);
+    return w < 0 ? -1 : 0;
+}
+
+static int sysctl_if6(const char *name, const char *key, const char *val) {
+    char path[128];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/%s", name, key);
+    return write_sysctl(path, val);
+}
+
+struct nv_in6_ifreq { struct in6_addr addr; uint32_t prefixlen; int ifindex; }; /* linux/ipv6.h's in6_ifreq */
+
+static int ioctl6(unsigned long req, void *arg) {
+    int s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s6 < 0) return -1;
+    int r = ioctl(s6, req, arg), e = errno;
+    close(s6);
+    errno = e;
+    return r;
+}
+
+static int net_addr6(const char *name, const char *ip, int prefix, char *err, size_t n) {
+    struct nv_in6_ifreq r = {.prefixlen = (uint32_t)prefix, .ifindex = (int)if_nametoindex(name)};
+    if (inet_pton(AF_INET6, ip, &r.addr) != 1) { errno = EINVAL; return net_fail(err, n, "address", ip); }
+    sysctl_if6(name, "accept_dad", "0");
+    if (ioctl6(SIOCSIFADDR, &r) < 0 && errno != EEXIST) return net_fail(err, n, "address", ip);
+    return 0;
+}
+
+/* cidr "a.b.c.d/p" (the nth IPv4 address of name: aliases after the first) or "x::y/p" */
 static int net_addr(int s, const char *name, int nth, char *cidr, char *err, size_t n) {
+    char *slash = strchr(cidr, '/');
+    if (strchr(cidr, ':')) {
+        int prefix = slash ? atoi(slash + 1) : 128;
+        if (slash) *slash = 0;
+        return net_addr6(name, cidr, prefix, err, n);
+    }
     char label[IFNAMSIZ + 8];
     if (nth) snprintf(label, sizeof label, "%.9s:%d", name, nth); /* secondary addresses: aliases */
     else snprintf(label, sizeof label, "%s", name);
-    char *slash = strchr(cidr, '/');
     int prefix = slash ? atoi(slash + 1) : 32;
     if (slash) *slash = 0;
     struct in_addr ip;
@@ -85,12 +137,40 @@ static int net_addr(int s, const char *name, int nth, char *cidr, char *err, siz
     return 0;
 }
 
+/* The addresses of a "NAME MAC MTU ADDR..." remainder (strtok_r state in save), then up. */
+static int net_addrs_up(int s, const char *name, char **save, char *err, size_t n) {
+    int nth = 0;
+    for (char *a; (a = strtok_r(NULL, " ", save));) {
+        int v4 = !strchr(a, ':');
+        if (net_addr(s, name, v4 ? nth : 0, a, err, n) < 0) return -1;
+        nth += v4;
+    }
+    if (if_up(s, name) < 0) return net_fail(err, n, "up", name);
+    return 0;
+}
+
+static int net_route6(const char *dst, int prefix, const char *gw, const char *dev, char *err, size_t n) {
+    struct in6_rtmsg rt;
+    memset(&rt, 0, sizeof rt);
+    if (inet_pton(AF_INET6, dst, &rt.rtmsg_dst) != 1 || inet_pton(AF_INET6, gw, &rt.rtmsg_gateway) != 1) {
+        errno = EINVAL;
+        return net_fail(err, n, "route via", gw);
+    }
+    rt.rtmsg_dst_len = (unsigned short)prefix;
+    rt.rtmsg_flags = RTF_UP | RTF_GATEWAY;
+    rt.rtmsg_metric = 1024;
+    rt.rtmsg_ifindex = (int)if_nametoindex(dev);
+    if (ioctl6(SIOCADDRT, &rt) < 0 && errno != EEXIST) return net_fail(err, n, "route via", gw);
+    return 0;
+}
+
 static int net_route(int s, char *spec, char *err, size_t n) {
-    char dst[32], gw[32], dev[IFNAMSIZ];
-    if (sscanf(spec, "%31s %31s %15s", dst, gw, dev) != 3) { errno = EINVAL; return net_fail(err, n, "route", spec); }
+    char dst[64], gw[64], dev[IFNAMSIZ];
+    if (sscanf(spec, "%63s %63s %15s", dst, gw, dev) != 3) { errno = EINVAL; return net_fail(err, n, "route", spec); }
     char *slash = strchr(dst, '/');
-    int prefix = slash ? atoi(slash + 1) : 32;
+    int v6 = strchr(gw, ':') != NULL, prefix = slash ? atoi(slash + 1) : v6 ? 128 : 32;
     if (slash) *slash = 0;
+    if (v6) return net_route6(dst, prefix, gw, dev, err, n);
     struct rtentry rt;
     memset(&rt, 0, sizeof rt);
     struct sockaddr_in *d = (struct sockaddr_in *)&rt.rt_dst, *g = (struct sockaddr_in *)&rt.rt_gateway,
@@ -107,11 +187,13 @@ static int net_route(int s, char *spec, char *err, size_t n) {
     return 0;
 }
 
+static int net_macvlan(int s, char *spec, char *err, size_t n);
+
 static int net_setup(struct kv *kv, char *err, size_t n) {
-    char **nets = kv_all(kv, "net"), **routes = kv_all(kv, "route");
+    char **nets = kv_all(kv, "net"), **routes = kv_all(kv, "route"), **shared = kv_all(kv, "macvlan");
     int rc = -1, s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     char tmp[8][IFNAMSIZ];
-    if (s < 0) { free(nets); free(routes); return net_fail(err, n, "socket", ""); }
+    if (s < 0) { free(nets); free(routes); free(shared); return net_fail(err, n, "socket", ""); }
     /* pass 1: find each NIC by MAC and give it a temporary name, so renames to eth0, eth1... never collide */
     int i;
     for (i = 0; nets[i] && i < 8; i++) {
@@ -139,19 +221,163 @@ static int net_setup(struct kv *kv, char *err, size_t n) {
         memset(&ifr, 0, sizeof ifr);
         ifr.ifr_mtu = mtu ? atoi(mtu) : 1500;
         if (if_ioctl(s, SIOCSIFMTU, &ifr, name) < 0) { net_fail(err, n, "mtu", name); goto out; }
-        int nth = 0;
-        for (char *a; (a = strtok_r(NULL, " ", &save));)
-            if (net_addr(s, name, nth++, a, err, n) < 0) goto out;
-        if (if_up(s, name) < 0) { net_fail(err, n, "up", name); goto out; }
+        if (net_addrs_up(s, name, &save, err, n) < 0) goto out;
     }
+    for (char **m = shared; *m; m++) /* networks beyond the NICs: on the first one (see 1b) */
+        if (net_macvlan(s, *m, err, n) < 0) goto out;
     for (char **r = routes; *r; r++)
         if (net_route(s, *r, err, n) < 0) goto out;
     rc = 0;
 out:
     close(s);
     free(nets);
+    free(shared);
     free(routes);
     return rc;
+}
+
+/* ---- live changes (NET frame) ---- */
+
+/* rtnetlink, just enough to add and delete a macvlan link (no ioctl does that) */
+struct nl_req { struct nlmsghdr h; struct ifinfomsg i; char attrs[512]; };
+
+static struct rtattr *nl_put(struct nl_req *r, int type, const void *data, size_t len) {
+    struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->h.nlmsg_len));
+    a->rta_type = (unsigned short)type;
+    a->rta_len = (unsigned short)RTA_LENGTH(len);
+    if (len) memcpy(RTA_DATA(a), data, len);
+    r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + RTA_ALIGN(a->rta_len);
+    return a;
+}
+
+static void nl_end(struct nl_req *r, struct rtattr *nest) {
+    nest->rta_len = (unsigned short)((char *)r + r->h.nlmsg_len - (char *)nest);
+}
+
+/* send the request, wait for its ack; 0 or -1 with errno */
+static int nl_talk(struct nl_req *r) {
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0) return -1;
+    r->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+    r->h.nlmsg_seq = 1;
+    struct sockaddr_nl k = {.nl_family = AF_NETLINK};
+    int rc = -1, e = EIO;
+    if (sendto(s, r, r->h.nlmsg_len, 0, (struct sockaddr *)&k, sizeof k) >= 0) {
+        char buf[1024];
+        ssize_t n = recv(s, buf, sizeof buf, 0);
+        struct nlmsghdr *h = (struct nlmsghdr *)buf;
+        if (n >= (ssize_t)sizeof *h && h->nlmsg_type == NLMSG_ERROR) {
+            int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+            rc = err ? -1 : 0;
+            e = -err;
+        }
+    }
+    close(s);
+    errno = e;
+    return rc;
+}
+
+/* "LOWER NAME MAC MTU ADDR...": a macvlan device (bridge mode) on LOWER with the MAC, addresses, up. */
+static int net_macvlan(int s, char *spec, char *err, size_t n) {
+    char *save = NULL, *lower = strtok_r(spec, " ", &save), *name = strtok_r(NULL, " ", &save),
+         *mac = strtok_r(NULL, " ", &save), *mtu = strtok_r(NULL, " ", &save);
+    unsigned char hw[6];
+    if (!mtu || sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &hw[0], &hw[1], &hw[2], &hw[3], &hw[4], &hw[5]) != 6) {
+        errno = EINVAL;
+        return net_fail(err, n, "macvlan", spec);
+    }
+    uint32_t link = if_nametoindex(lower), m = (uint32_t)atoi(mtu), mode = MACVLAN_MODE_BRIDGE;
+    if (!link) return net_fail(err, n, "no NIC", lower);
+    /* answer ARP only on the interface that has the address: the first NIC sees every network's broadcasts */
+    write_sysctl("/proc/sys/net/ipv4/conf/all/arp_ignore", "1");
+    struct nl_req r;
+    memset(&r, 0, sizeof r);
+    r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.i);
+    r.h.nlmsg_type = RTM_NEWLINK;
+    r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    r.i.ifi_family = AF_UNSPEC;
+    nl_put(&r, IFLA_LINK, &link, sizeof link);
+    nl_put(&r, IFLA_IFNAME, name, strlen(name) + 1);
+    nl_put(&r, IFLA_ADDRESS, hw, sizeof hw);
+    nl_put(&r, IFLA_MTU, &m, sizeof m);
+    struct rtattr *info = nl_put(&r, IFLA_LINKINFO, NULL, 0);
+    nl_put(&r, IFLA_INFO_KIND, "macvlan", 7);
+    struct rtattr *data = nl_put(&r, IFLA_INFO_DATA, NULL, 0);
+    nl_put(&r, IFLA_MACVLAN_MODE, &mode, sizeof mode);
+    nl_end(&r, data);
+    nl_end(&r, info);
+    if (nl_talk(&r) < 0) return net_fail(err, n, "macvlan", name);
+    return net_addrs_up(s, name, &save, err, n);
+}
+
+/* The network of NAME left: delete its macvlan device, or take a boot NIC's addresses off (it cannot go). */
+static int net_flush(int s, const char *name, char *err, size_t n) {
+    struct nl_req r;
+    memset(&r, 0, sizeof r);
+    r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.i);
+    r.h.nlmsg_type = RTM_DELLINK;
+    r.i.ifi_family = AF_UNSPEC;
+    r.i.ifi_index = (int)if_nametoindex(name);
+    if (!r.i.ifi_index) return 0; /* already gone */
+    if (nl_talk(&r) == 0) return 0;
+    for (int nth = 7; nth >= 0; nth--) { /* 0.0.0.0 deletes an IPv4 address; aliases first */
+        char label[IFNAMSIZ + 8];
+        if (nth) snprintf(label, sizeof label, "%.9s:%d", name, nth);
+        else snprintf(label, sizeof label, "%s", name);
+        set_addr(s, SIOCSIFADDR, label, 0);
+    }
+    FILE *f = fopen("/proc/net/if_inet6", "re");
+    char hex[40], dev[IFNAMSIZ + 1];
+    unsigned idx, plen, scope, flags;
+    while (f && fscanf(f, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags, dev) == 6) {
+        if (strcmp(dev, name) || scope != 0) continue;
+        struct nv_in6_ifreq r6 = {.prefixlen = plen, .ifindex = (int)idx};
+        for (int i = 0; i < 16; i++) sscanf(hex + 2 * i, "%2hhx", &r6.addr.s6_addr[i]);
+        ioctl6(SIOCDIFADDR, &r6);
+    }
+    if (f) fclose(f);
+    (void)err; (void)n;
+    return 0;
+}
+
+/* Every default route goes (IPv4 and IPv6): the route= entries that follow are the whole new set. */
+static void net_no_defaults(int s) {
+    for (int i = 0; i < 16; i++) {
+        struct rtentry rt;
+        memset(&rt, 0, sizeof rt);
+        ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+        rt.rt_flags = RTF_UP;
+        if (ioctl(s, SIOCDELRT, &rt) < 0) break;
+    }
+    for (int i = 0; i < 16; i++) {
+        struct in6_rtmsg rt;
+        memset(&rt, 0, sizeof rt);
+        rt.rtmsg_flags = RTF_UP;
+        if (ioctl6(SIOCDELRT, &rt) < 0) break;
+    }
+}
+
+static int dns_start_at(const char *addr, char *err, size_t n);
+
+/* payload "key=value;key=value" (see the top of this file); err empty on success */
+static void net_live(char *payload, char *err, size_t n) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) { net_fail(err, n, "socket", ""); return; }
+    for (char *save, *t = strtok_r(payload, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq) continue;
+        *eq = 0;
+        char *v = eq + 1;
+        int rc = 0;
+        if (!strcmp(t, "macvlan")) rc = net_macvlan(s, v, err, n);
+        else if (!strcmp(t, "flush")) rc = net_flush(s, v, err, n);
+        else if (!strcmp(t, "dns")) rc = dns_start_at(v, err, n);
+        else if (!strcmp(t, "routes")) net_no_defaults(s);
+        else if (!strcmp(t, "route")) rc = net_route(s, v, err, n);
+        if (rc < 0) break;
+    }
+    close(s);
 }
 
 /* ---- DNS relay ---- */
@@ -180,14 +406,17 @@ static int dns_bind(int type, const char *addr) {
     return s;
 }
 
-static int dns_start(struct kv *kv, char *err, size_t n) {
-    const char *addr = kv_get(kv, "dns");
+static int dns_start_at(const char *addr, char *err, size_t n) {
     if (!addr || dns_udp >= 0) return 0;
     for (int i = 0; i < DNS_CONNS; i++) dns_conns[i].fd = -1;
     dns_udp = dns_bind(SOCK_DGRAM, addr);
     dns_tcp = dns_bind(SOCK_STREAM, addr);
     if (dns_udp < 0 || dns_tcp < 0) return net_fail(err, n, "DNS relay on", addr);
     return 0;
+}
+
+static int dns_start(struct kv *kv, char *err, size_t n) {
+    return dns_start_at(kv_get(kv, "dns"), err, n);
 }
 
 /* A query from a guest process: park who asked in a slot, send it on with the slot number as its ID. */

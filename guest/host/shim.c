@@ -232,17 +232,18 @@ static void request(struct client *c, char *line) {
         c->mode = 2;
         c->id = ++next_id;
         to_agent(strstr(line, "\"stats\"") ? NV_STATS : NV_PS, c->id, NULL, 0);
-    } else if (strstr(line, "\"op\": \"update\"")) { /* {"op": "update", "data": "k=v;k=v"}: no quotes inside */
+    } else if (strstr(line, "\"op\": \"update\"") || strstr(line, "\"op\": \"net\"")) {
+        /* {"op": "update"|"net", "data": "k=v;k=v"}: no quotes inside */
         const char *d = strstr(line, "\"data\": \"");
         const char *e = d ? strchr(d + 9, '"') : NULL;
         if (!e) {
-            append(&c->out, "{\"error\": \"bad update request\"}\n", 32);
+            append(&c->out, "{\"error\": \"bad update request\"}\n", 32); /* or net */
             c->closing = 1;
             return;
         }
         c->mode = 2;
         c->id = ++next_id;
-        to_agent(NV_UPDATE, c->id, d + 9, (uint32_t)(e - d - 9));
+        to_agent(strstr(line, "\"op\": \"net\"") ? NV_NET : NV_UPDATE, c->id, d + 9, (uint32_t)(e - d - 9));
     } else if (strstr(line, "\"op\": \"exec\"")) {
         c->mode = 1;
         c->id = ++next_id;

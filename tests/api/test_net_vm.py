@@ -1,7 +1,7 @@
 """The endpoint features of a process container hold in a VM container too (the same bundle and namespace, a
 guest NIC per veth): several networks at create with a fixed address, alias and MAC, and a legacy link's
-variables and /etc/hosts line. IPv6 inside the guest and `network connect` of a running VM are not covered:
-the VM runtime wires IPv4 NICs at boot only."""
+variables and /etc/hosts line. IPv6 inside the guest, `network connect` of a running VM and published ports
+over IPv6 are in test_net_live.py (every isolation)."""
 
 from __future__ import annotations
 

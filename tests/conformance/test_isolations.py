@@ -5,29 +5,12 @@ them. A new runtime is tested here by registering it (runtime/registry.py)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from nvtest import IMAGE, pty_session, wait_for
-
-from nanovisor.runtime.registry import RuntimeRegistry
+from nvtest import IMAGE, pty_session, runtime_params, wait_for
 
 
-def _runtimes() -> list:
-    """One param per registered runtime: VM runtimes carry the `vm` mark (slow under TCG); one that is not
-    installed, or that this host's layout makes refuse, is skipped with the reason."""
-    params = []
-    for name, rt in RuntimeRegistry(Path("/nonexistent")).runtimes.items():
-        marks = [pytest.mark.vm] if rt.isolation == "vm" else []
-        if not rt.available():
-            marks.append(pytest.mark.skip(reason=f"{name} is not installed"))
-        elif reason := rt.unsupported_reason():
-            marks.append(pytest.mark.skip(reason=reason))
-        params.append(pytest.param(name, id=name, marks=marks))
-    return params
-
-
-@pytest.fixture(params=_runtimes())
+@pytest.fixture(params=runtime_params())
 def iso(request):
     """The runtime under test (named iso: each one is an isolation the user can pick)."""
     return request.param

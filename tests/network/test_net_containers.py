@@ -59,8 +59,8 @@ def test_published_ports_host_loopback_hairpin(mgr, tmp_path):
                                           "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18081"}]},
                      exposed={"80/tcp": {}, "81/tcp": {}, "82/tcp": {}})
     ns_b, _ = start(mgr, B, "pub")
-    assert ra["NetworkSettings"]["Ports"] == {
-        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18080"}],
+    assert ra["NetworkSettings"]["Ports"] == {  # on every address: IPv6 too, as dockerd on a host with IPv6
+        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18080"}, {"HostIp": "::", "HostPort": "18080"}],
         "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18081"}], "82/tcp": None}
     gw = ra["NetworkSettings"]["Networks"]["pub"]["Gateway"]
     h80, h81 = Httpd(ns_a, tmp_path, 80), Httpd(ns_a, tmp_path, 81)

@@ -156,7 +156,8 @@ def _ports(ports: list[dict]) -> str:
     parts = []
     for p in ports:
         if p.get("PublicPort"):
-            parts.append(f"{p.get('IP', '0.0.0.0')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
+            ip = p.get("IP", "0.0.0.0")
+            parts.append(f"{f'[{ip}]' if ':' in ip else ip}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
         else:
             parts.append(f"{p['PrivatePort']}/{p['Type']}")
     return ", ".join(parts)

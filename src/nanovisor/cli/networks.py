@@ -137,9 +137,15 @@ def cmd_port(args) -> int:
             print(f"Error: No public port '{key}' published for {args.container}", file=sys.stderr)
             return 1
         for b in bindings:
-            print(f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}")
+            print(f"{_host(b)}:{b['HostPort']}")
         return 0
     for key, bindings in sorted(ports.items()):
         for b in bindings or []:
-            print(f"{key} -> {b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}")
+            print(f"{key} -> {_host(b)}:{b['HostPort']}")
     return 0
+
+
+def _host(binding: dict) -> str:
+    """As the docker CLI prints it: an IPv6 address in brackets."""
+    ip = binding.get("HostIp") or "0.0.0.0"
+    return f"[{ip}]" if ":" in ip else ip

@@ -1,9 +1,15 @@
 """`network connect` / `network disconnect` of a container: a running one gets (or loses) the interface
-now, a stopped one at its next start; its spec records the endpoint either way."""
+now, a stopped one at its next start; its spec records the endpoint either way. The interface is made in the
+container's network namespace for every runtime; the runtime then carries the change into the container where
+the namespace is not the container's own network stack (Runtime.sync_network)."""
 
 from __future__ import annotations
 
+import logging
+
 from nanovisor.engine.containers import Container
+
+log = logging.getLogger(__name__)
 
 
 def connect(engine, network, ref: str, container: str, endpoint_config: dict | None = None) -> tuple[dict, str]:
@@ -17,7 +23,15 @@ def connect(engine, network, ref: str, container: str, endpoint_config: dict | N
         record_connect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]},
                        endpoint_config or {})
         if c.running:
-            network_changed(engine, c, network.connect(ref, c.id, endpoint_config or {}))
+            result = network.connect(ref, c.id, endpoint_config or {})
+            runtime = engine.lifecycle.runtimes.get(c.runtime)
+            try:
+                runtime.sync_network(c.id)
+            except Exception:
+                network.disconnect(ref, c.id, force=True)  # the container could not take it: as before
+                _sync_quietly(runtime, c.id)
+                raise
+            network_changed(engine, c, result)
         engine.containers.save_spec(c)
     return net, c.id
 
@@ -31,9 +45,19 @@ def disconnect(engine, network, ref: str, container: str, force: bool = False) -
         c = engine.containers.reload(c) or c
         record_disconnect(c.host_config, c.spec.setdefault("NetworkingConfig", {}), {net["Name"], net["Id"]})
         if c.running:
-            network_changed(engine, c, network.disconnect(ref, c.id, force))
+            result = network.disconnect(ref, c.id, force)
+            if result:  # the endpoint is gone already: a container that cannot follow keeps a dead interface
+                _sync_quietly(engine.lifecycle.runtimes.get(c.runtime), c.id)
+            network_changed(engine, c, result)
         engine.containers.save_spec(c)
     return net, c.id
+
+
+def _sync_quietly(runtime, cid: str) -> None:
+    try:
+        runtime.sync_network(cid)
+    except Exception as e:  # noqa: BLE001 - reported, the engine's side stands
+        log.warning("container %s: its runtime did not follow a network change: %s", cid[:12], e)
 
 
 def network_changed(engine, c: Container, result: dict) -> None:

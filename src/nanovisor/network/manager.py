@@ -34,6 +34,29 @@ def _mac(ip: str) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
 
 
+def _addr(host_ip: str) -> str:
+    return f"[{host_ip}]" if ":" in host_ip else host_ip or "0.0.0.0"
+
+
+def _reserve(w: ports.Want, taken: list[dict]) -> list[tuple[str, int, socket.socket]]:
+    """(host address, host port, reservation socket) for w: a port on every address is held on IPv4 and, where
+    the host has IPv6, on [::] too (ports.reserve_v6_twin); an ephemeral pick (-P) whose twin is taken picks
+    again. OSError(EADDRINUSE, filename=the address) when taken."""
+    for _ in range(16 if w.low == 0 else 1):
+        port, s = ports.reserve(w, taken)
+        if w.host_ip:
+            return [(w.host_ip, port, s)]
+        try:
+            twin = ports.reserve_v6_twin(w.proto, port)
+        except OSError as e:
+            s.close()
+            if e.errno == 98 and w.low == 0:
+                continue
+            raise OSError(e.errno, e.strerror, ports.ALL_V6) from e
+        return [("", port, s)] + ([(ports.ALL_V6, port, twin)] if twin else [])
+    raise OSError(98, "port is already allocated", ports.ALL_V6)
+
+
 class NetworkManager(Networks):
     def __init__(self, paths: Paths, db: Database, *, outbound: bool | None = None,
                  dns_forward: bool | None = None) -> None:
@@ -354,19 +377,20 @@ class NetworkManager(Networks):
                 taken = self.store.ports()
                 for w in wants:
                     try:
-                        port, s = ports.reserve(w, taken)
+                        held = _reserve(w, taken)
                     except OSError as e:
                         ep = self.store.endpoints(container_id=cid)[0]
                         raise SystemError_(
                             f"driver failed programming external connectivity on endpoint {ep.spec['Name']} "
-                            f"({ep.spec['EndpointID']}): Bind for {w.host_ip or '0.0.0.0'}:{w.low or 0} failed: "
-                            f"port is already allocated" if e.errno == 98 else
+                            f"({ep.spec['EndpointID']}): Bind for {_addr(e.filename or w.host_ip)}:{w.low or 0} "
+                            f"failed: port is already allocated" if e.errno == 98 else
                             f"driver failed programming external connectivity: {e}") from e
-                    socks.append(("port", s))
-                    m = {"proto": w.proto, "host_ip": w.host_ip, "host_port": port, "container_id": cid,
-                         "port": w.port}
-                    self.store.add_port(m)
-                    taken.append(m)
+                    for host_ip, port, s in held:
+                        socks.append(("proxy" if ports.is_proxied(host_ip) else "port", s))
+                        m = {"proto": w.proto, "host_ip": host_ip, "host_port": port, "container_id": cid,
+                             "port": w.port}
+                        self.store.add_port(m)
+                        taken.append(m)
             if socks:
                 self.netd.hold(cid, socks, upstreams=[])
         finally:
@@ -379,7 +403,7 @@ class NetworkManager(Networks):
             try:
                 _, s = ports.reserve(ports.Want(p["proto"], p["port"], p["host_ip"], p["host_port"],
                                                 p["host_port"]), [])
-                out.append(("port", s))
+                out.append(("proxy" if ports.is_proxied(p["host_ip"]) else "port", s))
             except OSError:
                 continue  # someone took it meanwhile; the DNAT rule still wins
         return out

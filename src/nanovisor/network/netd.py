@@ -7,6 +7,11 @@ beyond the kernel's own state, so they outlive the CLI and `serve`:
   looked up in the engine database (only networks the container shares, as in Docker).
 * port reservations: a bound socket per published host port, so no host program can take the port the
   DNAT rules send elsewhere (what Docker's port allocator + proxy guarantee).
+* the IPv6 side of published ports ([::]:port, [::1]:port): a bound socket whose TCP connections or UDP
+  datagrams are relayed to the container's address, as dockerd's docker-proxy does (the IPv6 loopback cannot
+  be DNATed onto a bridge). The target is read from the database at each new connection or UDP flow, so it
+  follows a moved default route as the DNAT rules do. TCP: one thread per direction of each connection; UDP:
+  one connected socket per client address in the selector, dropped after UDP_FLOW_IDLE seconds unused.
 
 Per container it costs three file descriptors. It is spawned on demand, found through a pidfile and a
 control socket under the root's run directory, and exits after `idle` seconds without containers.
@@ -30,9 +35,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nanovisor.network import dnsproto, legacy_links
-from nanovisor.store.networks import own_endpoints, peers
+from nanovisor.store.networks import own_endpoints, peers, published_endpoints
 
 MAX_FDS = 64
+UDP_FLOW_IDLE = 60.0
 
 
 @contextmanager
@@ -93,6 +99,13 @@ class Names:
                     ips.append(ip)
         return known, ips
 
+    def published(self, proto: str, host_ip: str, host_port: int) -> tuple[str, int] | None:
+        """The container address and port a published host address:port leads to."""
+        for port_spec, ip, spec in published_endpoints(self.conn, proto, host_ip, host_port):
+            if json.loads(spec).get("Gateway"):
+                return ip, int(json.loads(port_spec)["port"])
+        return None
+
     def reverse(self, cid: str, ip: str) -> str | None:
         for netname, eip, spec in self._peers(cid):
             if eip == ip and spec.get("DNSNames"):
@@ -107,6 +120,7 @@ class Daemon:
         self.sel = selectors.DefaultSelector()
         self.held: dict[str, list[socket.socket]] = {}
         self.upstreams: dict[str, list[str]] = {}
+        self.flows: dict[tuple[int, tuple], list] = {}  # (proxy fd, client address) -> [socket, last use]
         self.idle_since = time.monotonic()
 
     # control ---------------------------------------------------------------------------------------
@@ -129,7 +143,7 @@ class Daemon:
             if "upstreams" in req:
                 self.upstreams[cid] = req["upstreams"]
             for s, kind in zip(socks, req.get("kinds", []), strict=False):
-                if kind in ("dns-udp", "dns-tcp"):
+                if kind in ("dns-udp", "dns-tcp", "proxy"):
                     s.setblocking(False)
                     self.sel.register(s, selectors.EVENT_READ, (kind, cid))
         elif op == "del":
@@ -197,6 +211,74 @@ class Daemon:
                 continue
         reply(dnsproto.response(q, rcode=dnsproto.SERVFAIL))
 
+    # IPv6 proxy --------------------------------------------------------------------------------------
+    def _target(self, s: socket.socket, proto: str) -> tuple[str, int] | None:
+        host_ip, host_port = s.getsockname()[:2]
+        try:
+            return self.names.published(proto, host_ip, host_port)
+        except sqlite3.Error:
+            return None
+
+    def _proxied(self, s: socket.socket) -> None:
+        if s.type == socket.SOCK_DGRAM:
+            self._proxied_udp(s)
+            return
+        try:
+            conn, _ = s.accept()
+        except OSError:
+            return
+        conn.setblocking(True)
+        target = self._target(s, "tcp")
+        if target is None:
+            conn.close()
+            return
+        threading.Thread(target=_relay, args=(conn, target), daemon=True).start()
+
+    def _proxied_udp(self, s: socket.socket) -> None:
+        try:
+            data, client = s.recvfrom(65535)
+        except OSError:
+            return
+        flow = self.flows.get((s.fileno(), client))
+        if flow is None:
+            target = self._target(s, "udp")
+            if target is None:
+                return
+            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            up.setblocking(False)
+            try:
+                up.connect(target)
+            except OSError:
+                up.close()
+                return
+            flow = self.flows[(s.fileno(), client)] = [up, 0.0]
+            self.sel.register(up, selectors.EVENT_READ, ("proxy-reply", (s, client)))
+        flow[1] = time.monotonic()
+        try:
+            flow[0].send(data)
+        except OSError:
+            pass
+
+    def _proxied_reply(self, up: socket.socket, back: tuple[socket.socket, tuple]) -> None:
+        s, client = back
+        try:
+            data = up.recv(65535)
+            s.sendto(data, client)
+        except OSError:
+            return
+        flow = self.flows.get((s.fileno(), client))
+        if flow:
+            flow[1] = time.monotonic()
+
+    def _expire_flows(self) -> None:
+        """UDP flows unused for UDP_FLOW_IDLE, or whose published port went (the container left)."""
+        now = time.monotonic()
+        for key, (up, last) in list(self.flows.items()):
+            if now - last > UDP_FLOW_IDLE or key[0] not in self.sel.get_map():
+                self.sel.unregister(up)
+                up.close()
+                del self.flows[key]
+
     def _udp(self, s: socket.socket, cid: str) -> None:
         try:
             data, addr = s.recvfrom(4096)
@@ -252,6 +334,12 @@ class Daemon:
                         self._udp(key.fileobj, cid)
                     elif kind == "dns-tcp":
                         self._tcp(key.fileobj, cid)
+                    elif kind == "proxy":
+                        self._proxied(key.fileobj)
+                    elif kind == "proxy-reply":
+                        self._proxied_reply(key.fileobj, cid)
+                if self.flows:
+                    self._expire_flows()
                 if not self.held and time.monotonic() - self.idle_since > self.idle:
                     # Exit only while no client holds the lock (a client holds it from connect to reply).
                     with _flock(lock_path, blocking=False) as got:
@@ -261,6 +349,34 @@ class Daemon:
                             return
         finally:
             listener.close()
+
+
+def _relay(client: socket.socket, target: tuple[str, int]) -> None:
+    """One proxied connection: client <-> target until both sides closed (half-closes passed on)."""
+    try:
+        upstream = socket.create_connection(target, timeout=10)
+    except OSError:
+        client.close()
+        return
+    upstream.settimeout(None)
+    t = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    t.start()
+    _pump(client, upstream)
+    t.join()
+    client.close()
+    upstream.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 
 
 # client ---------------------------------------------------------------------------------------------

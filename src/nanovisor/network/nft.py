@@ -85,6 +85,8 @@ def render(table: str, bridges: list[BridgeRules], ports: list[PortRule]) -> lis
     rule("output", LOCAL_DST, {"jump": {"target": "publish"}})
 
     for p in ports:
+        if ":" in p.host_ip:
+            continue  # an IPv6 host address: netd's proxy serves it (ports.is_proxied), no DNAT
         expr = [_m(_meta("nfproto"), "ipv4")]
         if p.host_ip not in ("", "0.0.0.0"):
             expr.append(_m(IP_DADDR, p.host_ip))

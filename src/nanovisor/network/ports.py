@@ -6,6 +6,10 @@ program or container therefore fails exactly like Docker's "port is already allo
 free ephemeral port by binding port 0. TCP reservations are made as dockerd makes them: SO_REUSEADDR, so
 connections of an earlier server on the port lingering in TIME-WAIT do not block the bind (for ~60 s), and
 listening, so no other program can bind the port with SO_REUSEADDR while the container holds it.
+
+IPv6, as dockerd on a host with IPv6: a port published on every address is held on [::] too, and IPv6 host
+addresses (`-p [::1]:8080:80`) are accepted. Those sockets are not reservations but the listening side of netd's
+relay to the container (TCP and UDP; IPv4 ones are DNATed): the IPv6 loopback cannot be DNATed onto a bridge.
 """
 
 from __future__ import annotations
@@ -61,10 +65,11 @@ def wanted(bindings: dict | None, publish_all: bool, exposed: dict | None) -> li
             host_ip = (entry.get("HostIp") or "").strip("[]")
             if host_ip:
                 try:
-                    if ipaddress.ip_address(host_ip).version != 4:
-                        continue  # IPv6 host addresses: not supported yet, skipped like Docker without ipv6
+                    version = ipaddress.ip_address(host_ip).version
                 except ValueError as e:
                     raise InvalidParameter(f"invalid IP address: {host_ip}") from e
+                if version == 6 and (proto not in PROXIED or not host_has_ipv6()):
+                    continue  # skipped as dockerd skips them on a host without IPv6 (SCTP: no proxy here)
             if host_ip == "0.0.0.0":
                 host_ip = ""
             hlo, hhi = _range(entry.get("HostPort") or "0", entry.get("HostPort") or "")
@@ -107,17 +112,50 @@ def reserve(want: Want, taken: list[dict]) -> tuple[int, socket.socket]:
 
 
 def _bind(proto: str, host_ip: str, port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, PROTOS[proto])
+    v6 = ":" in host_ip
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, PROTOS[proto])
     try:
         if proto == "tcp" and port:  # an ephemeral pick (-P) needs no leniency: the kernel picks a free one
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((host_ip or "0.0.0.0", port))
         if proto == "tcp":
-            s.listen(1)
+            s.listen(PROXY_BACKLOG if v6 else 1)
     except BaseException:
         s.close()
         raise
     return s
+
+
+ALL_V6 = "::"
+PROXY_BACKLOG = 128
+PROXIED = ("tcp", "udp")
+
+
+def is_proxied(host_ip: str) -> bool:
+    """IPv6 host addresses are served by netd's proxy (IPv4 ones by DNAT): the loopback [::1] cannot be DNATed
+    to a bridge, as dockerd's userland proxy (docker-proxy) also serves it."""
+    return ":" in host_ip
+
+
+def host_has_ipv6() -> bool:
+    """Can this host (namespace) listen on IPv6 at all: an IPv6 loopback is up."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def reserve_v6_twin(proto: str, port: int) -> socket.socket | None:
+    """A port published on every address is published on IPv6 too, as dockerd does on a host with IPv6:
+    [::]:port, bound (netd proxies it). None where the host has no IPv6 or for SCTP (no proxy);
+    OSError(EADDRINUSE) when another program holds [::]:port."""
+    if proto not in PROXIED or not host_has_ipv6():
+        return None
+    return _bind(proto, ALL_V6, port)
 
 
 def port_map(exposed: dict | None, bindings: dict | None, mapped: list[dict]) -> dict:

@@ -222,6 +222,13 @@ class OCIRuntime:
         """New OCI linux.resources for a running container (`runc update --resources -`)."""
         self._run("update", "--resources", "-", cid, input=json.dumps(resources).encode())
 
+    def sync_network(self, cid: str) -> None:
+        """A process container lives in the namespace itself; a VM copied the namespace's interfaces into its
+        guest at boot, so its runtime carries each change in (`nanovisor-vm-runtime network`: a macvlan on
+        the guest's first NIC per new network, see runtime/vm/net.py)."""
+        if self.isolation == "vm":
+            self._run("network", cid)
+
     def pids(self, cid: str) -> list[int]:
         proc = self._run("ps", "--format", "json", cid)
         return [int(p) for p in json.loads(proc.stdout or b"[]") or []]

@@ -147,3 +147,14 @@ OWN_SQL = ("SELECT n.name, e.spec FROM net_endpoints e JOIN networks n ON n.id =
 def own_endpoints(conn: sqlite3.Connection, cid: str) -> list[tuple[str, str]]:
     """(network name, endpoint spec JSON) of cid's own endpoints (netd reads its legacy links there)."""
     return conn.execute(OWN_SQL, (cid,)).fetchall()
+
+
+PUBLISHED_SQL = ("SELECT p.spec, e.ip, e.spec FROM net_ports p JOIN net_endpoints e ON e.container_id = p.container_id "
+                 "WHERE p.proto = ? AND p.host_ip = ? AND p.host_port = ?")
+
+
+def published_endpoints(conn: sqlite3.Connection, proto: str, host_ip: str,
+                        host_port: int) -> list[tuple[str, str, str]]:
+    """(port spec JSON, endpoint ip, endpoint spec JSON) of the container publishing host_ip:host_port, one row
+    per endpoint (netd's IPv6 proxy connects to the one holding the default route, as the DNAT rules do)."""
+    return conn.execute(PUBLISHED_SQL, (proto, host_ip, host_port)).fetchall()

@@ -169,6 +169,29 @@ def cmd_pause(a: argparse.Namespace, resume: bool = False) -> None:
         (c.dir / "paused").touch()
 
 
+def cmd_network(a: argparse.Namespace) -> None:
+    """A live network connect/disconnect (as Kata's `kata-runtime kata-network`): the host half in the
+    namespace (vmnet.resync), then the agent applies the guest half (NET frame) and answers."""
+    from nanovisor.runtime.vm import client
+
+    c = container(a.root, a.id)
+    if c.status(c.load()) == "paused":  # its agent cannot answer; "cannot": the engine's 409
+        raise RuntimeError_("cannot change the networks of a paused VM container: unpause it first")
+    _running(c)
+    spec = json.loads((Path(c.load()["bundle"]) / "config.json").read_text())
+    netns = _netns(spec)
+    if not netns:
+        return
+    rec = vmnet.load_record(c.dir)
+    try:
+        ops = vmnet.resync(netns, rec)
+    finally:
+        vmnet.save_record(c.dir, rec)
+    err = client.call(c, {"op": "net", "data": vmnet.agent_ops(ops)})["data"]
+    if err:
+        raise RuntimeError_(err)
+
+
 def _running(c: Container) -> None:
     status = c.status(c.load())
     if status == "stopped":
@@ -309,6 +332,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resources", "-r")
     s.add_argument("id")
     sub.add_parser("features")
+    s = sub.add_parser("network", help="not runc's: carry the changed interfaces of the container's network "
+                       "namespace into its running VM (after the engine's network connect/disconnect)")
+    s.add_argument("id")
     return p
 
 
@@ -359,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                 resources = json.load(sys.stdin)
             _running(c)
             update.update(c, resources)
+        elif a.cmd == "network":
+            cmd_network(a)
         elif a.cmd == "features":
             print(json.dumps({"ociVersionMin": "1.0.0", "ociVersionMax": OCI_VERSION,
                               "hooks": [], "mountOptions": sorted(bundle_mod._FLAGS),

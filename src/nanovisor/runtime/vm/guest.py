@@ -159,7 +159,7 @@ def build_kernel(jobs: int = 2, log=sys.stderr) -> Path:
     out = kernel_path()
     if out.exists():
         return out
-    build = GUEST_CACHE / "build"
+    build = GUEST_CACHE / f"build-{out.parent.name}.{os.getpid()}"  # own dir: other checkouts may build at once
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     print(f"nano guest: extracting {KERNEL_TARBALL}", file=log, flush=True)

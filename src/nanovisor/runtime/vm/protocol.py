@@ -32,6 +32,8 @@ FRAMES: dict[str, tuple[bytes, str]] = {
     "STATS": (b"S", "host -> guest"),
     "PS": (b"P", "host -> guest"),
     "UPDATE": (b"U", "host -> guest: id: request; payload: \"key=value;...\" cgroup files; REPLY: \"\" or error"),
+    "NET": (b"N", "host -> guest: id: request; payload: \"key=value;...\" live network changes (macvlan, flush, "
+                  "routes, route: see net.h); REPLY: \"\" or error"),
     "DNS": (b"D", "both ways: a DNS message the agent took on the guest's 127.0.0.11, or netd's answer"),
 }
 

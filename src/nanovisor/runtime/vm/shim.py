@@ -104,6 +104,7 @@ class Shim:
         vmdir.mkdir(mode=0o700)
         if self.plan_netns:
             self.net = vmnet.wire(self.plan_netns)
+            vmnet.save_record(self.c.dir, self.net.record())
         trace("net")
         fsd, fs_client = vmm.start_virtiofsd(self.plan, vmdir)
         trace("virtiofsd")
