@@ -58,6 +58,21 @@ def memory_of(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def log_writers(ids: list[str]) -> list[int]:
+    """The nv-logger processes of these containers (json-file, the default driver)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"nv-logger") and any(i.encode() in b" ".join(argv) for i in ids):
+            found.append(int(entry))
+    return found
+
+
 def api_get(sock: str, path: str) -> float:
     t = time.perf_counter()
     s = socket.socket(socket.AF_UNIX)
@@ -146,6 +161,11 @@ def main() -> None:
         pss = statistics.mean(p for _, p in conmons)
         print(f"{'host memory per idle container (monitor)':42s} RSS {rss / 1024:.2f} MB  PSS {pss / 1024:.2f} MB"
               f"  (podman conmon 1.9/0.33, dockerd shim 13/2.8)")
+        loggers = [memory_of(pid) for pid in log_writers(ids[:10])]
+        if loggers:
+            print(f"{'host memory per idle container (log writer)':42s} "
+                  f"RSS {statistics.mean(r for r, _ in loggers) / 1024:.2f} MB  "
+                  f"PSS {statistics.mean(p for _, p in loggers) / 1024:.2f} MB  (json-file's nv-logger)")
         srss, spss = memory_of(serve.pid)
         print(f"{'nanovisor serve process':42s} RSS {srss / 1024:.1f} MB  PSS {spss / 1024:.1f} MB")
         nv(root, "rm", "-f", *ids, timeout=600)
