@@ -55,9 +55,20 @@ static void rotate(void) {
         waitpid(gzip_pid, NULL, 0);
         gzip_pid = 0;
     }
-    rotated_name(to, sizeof to, max_file - 1, compress_rotated);
-    unlink(to);
-    for (int i = max_file - 2; i >= 1; i--) {
+    /* Only the files that exist move: a huge max-file costs nothing until there are that many files. */
+    int have = 0;
+    struct stat st;
+    while (have < max_file - 1) {
+        rotated_name(from, sizeof from, have + 1, compress_rotated);
+        if (stat(from, &st) != 0) break;
+        have++;
+    }
+    if (have == max_file - 1) {
+        rotated_name(to, sizeof to, max_file - 1, compress_rotated);
+        unlink(to);
+        have--;
+    }
+    for (int i = have; i >= 1; i--) {
         rotated_name(from, sizeof from, i, compress_rotated);
         rotated_name(to, sizeof to, i + 1, compress_rotated);
         rename(from, to);

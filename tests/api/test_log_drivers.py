@@ -167,3 +167,19 @@ def test_follow_sees_lines_across_rotations(client, image, name):
         assert seen[-1] == 300 and seen == sorted(seen) and len(seen) == len(set(seen))
     finally:
         c.remove(force=True)
+
+
+def test_hostile_output_and_options_stay_bounded(docker, image, name):
+    """A huge max-file costs nothing until the files exist; a 3 MB line with no newline comes back whole."""
+    r = docker("run", "--name", name, "--log-opt", "max-size=1k", "--log-opt", "max-file=1000000000", image,
+               "sh", "-c", "seq 1 200; head -c 3000000 /dev/zero | tr '\\0' x")
+    assert r.returncode == 0, r.stderr
+    try:
+        path = Path(_inspect(docker, name)["LogPath"])
+        assert len(list(path.parent.glob(path.name + ".*"))) > 5
+        out = docker("logs", name).stdout
+        numbers, _, tail = out.rpartition("\n")
+        assert numbers.split() == [str(n) for n in range(1, 201)]
+        assert tail == "x" * 3000000
+    finally:
+        docker("rm", "-f", name)

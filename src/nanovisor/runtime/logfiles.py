@@ -16,6 +16,7 @@ conmon closes the fifo, so waiting for it (`wait_flushed`) is how a reader knows
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 import subprocess
@@ -110,7 +111,7 @@ def logger_binary() -> Path:
 def rotated_files(path: Path) -> list[Path]:
     """The rotated files of a log, oldest first (path.N[.gz] … path.1[.gz])."""
     found = []
-    for n in range(1, 1000):
+    for n in itertools.count(1):  # as many as exist: max-file has no upper bound
         plain, packed = path.with_name(f"{path.name}.{n}"), path.with_name(f"{path.name}.{n}.gz")
         if plain.exists():
             found.append(plain)

@@ -27,6 +27,7 @@ from nanovisor.runtime import logfiles, procs
 STDOUT, STDERR = 1, 2
 _ATTACH_STREAM = {2: STDOUT, 3: STDERR}
 _LOG_STREAM = {b"stdout": STDOUT, b"stderr": STDERR}
+JOIN_LIMIT = 1 << 20  # bytes of one unfinished line a log reader keeps before handing them out
 NO_EXIT_CODE = 255  # Docker's code for a container whose exit nobody recorded
 
 
@@ -215,15 +216,16 @@ def log_lines(path: Path, follow: Callable[[], bool] | None = None) -> Iterator[
 def join_partial(records: Iterator[tuple[bytes, int, bool, bytes]]) -> Iterator[tuple[int, bytes, bytes]]:
     """(stream, timestamp, line with its newline) from (timestamp, stream, partial, content) records: partial
     records joined so a long line comes out whole, as `docker logs` shows it; a partial line left at the end
-    comes out without a newline."""
+    comes out without a newline. A line that never ends is handed out in pieces of JOIN_LIMIT: a container
+    cannot make a reader hold its whole output."""
     pending: dict[int, tuple[bytes, bytes]] = {}
     for ts, stream, partial, content in records:
         first_ts, text = pending.pop(stream, (ts, b""))
         text += content
-        if partial:
+        if partial and len(text) < JOIN_LIMIT:
             pending[stream] = (first_ts, text)
             continue
-        yield stream, first_ts, text + b"\n"
+        yield stream, first_ts, text if partial else text + b"\n"
     for stream, (ts, text) in pending.items():
         if text:
             yield stream, ts, text
