@@ -183,3 +183,39 @@ def test_hostile_output_and_options_stay_bounded(docker, image, name):
         assert tail == "x" * 3000000
     finally:
         docker("rm", "-f", name)
+
+
+def test_serve_log_defaults_merge_like_dockerd(nv_root, docker_env, image, name, tmp_path):
+    """`serve --log-driver/--log-opt` (dockerd's daemon flags): a container naming no driver gets them, its own
+    options win, another driver gets none of them; a bad default stops serve with dockerd's words."""
+    import subprocess
+    import sys
+
+    from apihelpers import ServeProcess
+
+    sock = tmp_path / "docker.sock"
+    server = ServeProcess(nv_root, [f"unix://{sock}"], tmp_path / "serve.log",
+                          extra=["--log-opt", "max-size=1k", "--log-opt", "max-file=2"])
+    env = {**docker_env, "DOCKER_HOST": f"unix://{sock}"}
+
+    def docker(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    try:
+        server.wait_ready(sock=str(sock))
+        assert docker("info", "--format", "{{.LoggingDriver}}").stdout.strip() == "json-file"
+        cases = {"": {"max-size": "1k", "max-file": "2"}, "--log-opt=max-file=3": {"max-size": "1k", "max-file": "3"},
+                 "--log-driver=local": {}}
+        for i, (flag, config) in enumerate(cases.items()):
+            r = docker("create", "--name", f"{name}-{i}", *([flag] if flag else []), image, "true")
+            assert r.returncode == 0, r.stderr
+            got = json.loads(docker("inspect", "-f", "{{json .HostConfig.LogConfig.Config}}", f"{name}-{i}").stdout)
+            assert got == config, flag
+    finally:
+        for i in range(3):
+            docker("rm", "-f", f"{name}-{i}")
+        server.stop()
+    bad = subprocess.run([sys.executable, "-m", "nanovisor", "--root", str(nv_root), "serve", "--log-driver",
+                          "nosuch", "--host", f"unix://{tmp_path}/bad.sock"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode != 0 and "logger: no log driver named 'nosuch' is registered" in bad.stderr

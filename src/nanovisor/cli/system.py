@@ -125,6 +125,8 @@ def add_serve(p):
     p.add_argument("--tlskey")
     p.add_argument("--insecure-tcp", action="store_true")
     p.add_argument("--api-workers", type=int, default=None)
+    p.add_argument("--log-driver", default="json-file")
+    p.add_argument("--log-opt", action="append", default=[])
 
 
 def cmd_serve(args) -> int:
@@ -140,7 +142,9 @@ def cmd_serve(args) -> int:
                       args.insecure_tcp).resolved()
     check_plain_tcp([a for k, a in (parse_host(h, opts.enabled) for h in hosts) if k == "tcp"], opts)
     tls = server_context(opts) if opts.enabled else None
-    engine = Engine(args.root, persistent=True, insecure_registries=args.insecure_registry)
+    log_opts = dict(o.split("=", 1) if "=" in o else (o, "") for o in args.log_opt)
+    engine = Engine(args.root, persistent=True, insecure_registries=args.insecure_registry,
+                    log_config={"Type": args.log_driver, "Config": log_opts})
     engine.recover()
     serve(engine, hosts, tls, args.api_workers)
     return 0

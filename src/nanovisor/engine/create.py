@@ -61,7 +61,8 @@ def _validate_security_opt(opts) -> None:
 
 
 def create_container(body: dict, name: str | None, *, images, containers: ContainerStore,
-                     volumes: VolumeStore, runtimes: RuntimeRegistry, network=None) -> Container:
+                     volumes: VolumeStore, runtimes: RuntimeRegistry, network=None,
+                     log_config: dict | None = None) -> Container:
     from nanovisor.runtime.spec import merge_config
 
     if not isinstance(body, dict):
@@ -73,7 +74,7 @@ def create_container(body: dict, name: str | None, *, images, containers: Contai
     image = _resolve_image(images, image_ref)
     hc = dict(HOST_CONFIG_DEFAULTS)
     hc.update({k: v for k, v in (body.get("HostConfig") or {}).items() if v is not None or k not in hc})
-    _fill_defaults(hc)
+    _fill_defaults(hc, log_config)
     validate_host_config(hc)
     if hc.get("_UserNetwork"):
         manager = network() if callable(network) else network
@@ -138,13 +139,13 @@ def _host_hostname() -> str:
     return socket.gethostname()
 
 
-def _fill_defaults(hc: dict) -> None:
+def _fill_defaults(hc: dict, log_config: dict | None = None) -> None:
     """What dockerd fills in for fields the client left empty (inspect shows the effective values)."""
     import os
 
     from nanovisor.engine import logconfig
 
-    hc["LogConfig"] = logconfig.validate(hc.get("LogConfig"))
+    hc["LogConfig"] = logconfig.validate(hc.get("LogConfig"), log_config)
     if not hc.get("CgroupnsMode"):
         hc["CgroupnsMode"] = "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "host"
     if hc.get("MemorySwappiness") == -1:

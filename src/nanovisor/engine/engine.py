@@ -52,11 +52,15 @@ class Engine:
     carries out restart policies itself."""
 
     def __init__(self, root: str | Path | None = None, persistent: bool = False,
-                 insecure_registries: list[str] | None = None) -> None:
+                 insecure_registries: list[str] | None = None, log_config: dict | None = None) -> None:
         import os
+
+        from nanovisor.engine import logconfig
 
         self.insecure_registries = list(insecure_registries or []) + \
             [r for r in os.environ.get("NANOVISOR_INSECURE_REGISTRIES", "").split(",") if r]
+        # the daemon's --log-driver/--log-opt: what a container that names no log driver gets (dockerd's rules)
+        self.log_config = logconfig.validate(log_config)
         self.paths = Paths.for_root(root)
         self.paths.ensure()
         self.db = Database(self.paths.db)
@@ -105,7 +109,7 @@ class Engine:
 
     def container_create(self, body: dict, name: str | None = None) -> dict:
         c = create_container(body, name, images=self.images, containers=self.containers, volumes=self.volumes,
-                             runtimes=self.runtimes, network=lambda: self.network)
+                             runtimes=self.runtimes, network=lambda: self.network, log_config=self.log_config)
         self.paths.container_dir(c.id).mkdir(parents=True, exist_ok=True)
         self.lifecycle.snapshot(c).prepare()
         self.lifecycle.event(c, "create")

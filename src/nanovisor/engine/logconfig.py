@@ -20,12 +20,17 @@ _DRIVER_OPTS = {
 _LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
 
 
-def validate(log_config: dict | None) -> dict:
-    """The LogConfig to store: the default driver filled in; an unknown driver or option refused as dockerd
+def validate(log_config: dict | None, daemon: dict | None = None) -> dict:
+    """The LogConfig to store: the daemon's driver filled in, and its options under the container's own when
+    both name the same driver (moby's mergeAndVerifyLogConfig); an unknown driver or option refused as dockerd
     refuses it."""
     log = dict(log_config or {})
-    driver = log.get("Type") or DEFAULT_DRIVER
-    opts = {str(k): str(v) for k, v in (log.get("Config") or {}).items()}
+    daemon = daemon or {"Type": DEFAULT_DRIVER, "Config": {}}
+    driver = log.get("Type") or daemon["Type"]
+    config = dict(log.get("Config") or {})
+    if driver == daemon["Type"]:
+        config = {**daemon.get("Config", {}), **config}
+    opts = {str(k): str(v) for k, v in config.items()}
     if driver != "none":
         mode = opts.get("mode", "")
         if mode not in ("", "blocking", "non-blocking"):
@@ -39,7 +44,7 @@ def validate(log_config: dict | None) -> dict:
                 where = "json-file log driver" if driver == "json-file" else f"log driver {driver}"
                 raise InvalidParameter(f"unknown log opt '{key}' for {where}")
         _rotation(driver, opts)  # refuses bad sizes and counts now, not at the start
-    return {"Type": driver, "Config": log.get("Config") or {}}
+    return {"Type": driver, "Config": config}
 
 
 def _rotation(driver: str, opts: dict[str, str]) -> tuple[int, int, bool]:

@@ -53,7 +53,7 @@ def info(engine) -> dict:
         "MemoryLimit": True, "SwapLimit": os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True,
         "IPv4Forwarding": True, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": True,
-        "NGoroutines": 0, "SystemTime": rfc3339(time.time()), "LoggingDriver": "json-file",
+        "NGoroutines": 0, "SystemTime": rfc3339(time.time()), "LoggingDriver": engine.log_config["Type"],
         "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers")
         else "1", "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
         "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
