@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from nethelpers import Httpd, fetch
+from nvtest import wait_for
 from test_net_containers import A, B, start
 
 UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 5353))\n"
@@ -31,6 +32,8 @@ def _udp(addr: tuple, payload: bytes) -> bytes:
 def _bindable(proto: int, addr: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6, proto) as s:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if proto == socket.SOCK_STREAM:  # as any server does: a relayed connection's TIME_WAIT must not count
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((addr, port))
         except OSError:
@@ -63,5 +66,5 @@ def test_ports_on_ipv6_tcp_and_udp(mgr, tmp_path):
         echo.wait()
     mgr.detach(A)
     mgr.detach(B)
-    assert all(_bindable(socket.SOCK_STREAM, "::", p) for p in (18180, 18181))
-    assert _bindable(socket.SOCK_DGRAM, "::", 18153)
+    wait_for(lambda: all(_bindable(socket.SOCK_STREAM, "::", p) for p in (18180, 18181))
+             and _bindable(socket.SOCK_DGRAM, "::", 18153), timeout=10)
