@@ -246,7 +246,8 @@ def test_cache_from_uses_only_the_given_images(legacy_docker, docker, client, tm
         steps = [i for i in docker("history", "-q", tag).stdout.split() if i != "<missing>"][:4]
         assert len(steps) == 4 and image_id.removeprefix("sha256:").startswith(steps[0])
         assert docker("save", "-o", str(save), tag).returncode == 0
-        assert docker("rmi", tag, *steps[1:]).returncode == 0, "intermediate images removed"
+        assert docker("rmi", tag).returncode == 0  # its untagged step images go with it, as in dockerd
+        assert all(docker("image", "inspect", step).returncode != 0 for step in steps[1:])
         assert docker("load", "-i", str(save)).returncode == 0
         r = legacy_docker("build", "--cache-from", tag, str(tmp_path))
         assert r.returncode == 0, r.stderr
@@ -362,3 +363,25 @@ def test_commit_and_build_steps_record_their_parent(docker, legacy_docker, runni
             assert shown.removeprefix("sha256:").startswith(parent)
     finally:
         docker("rmi", tag)
+
+
+def test_rmi_keeps_parents_with_children_and_prunes_untagged_ones(docker, legacy_docker, image, tmp_path):
+    """dockerd's rules: an image others were built from cannot be deleted (not even forced); deleting the
+    last image of a build takes its untagged step images with it, never a tagged base."""
+    tag = "rmi-chain-" + uuid.uuid4().hex[:8]
+    (tmp_path / "Dockerfile").write_text(f"FROM nano/busybox\nLABEL step={uuid.uuid4().hex}\nRUN echo x > /x\n")
+    b = legacy_docker("build", "-t", tag, str(tmp_path))
+    assert b.returncode == 0, b.stderr
+    final = _full_id(docker, tag)
+    middle = docker("image", "inspect", "--format", "{{.Parent}}", tag).stdout.strip()
+    assert middle and middle != _full_id(docker, image)
+    for args in (["rmi", middle], ["rmi", "-f", middle]):
+        r = docker(*args)
+        assert r.returncode != 0
+        assert "(cannot be forced) - image has dependent child images" in r.stderr
+    r = docker("rmi", tag)
+    assert r.returncode == 0, r.stderr
+    deleted = [line.split()[-1] for line in r.stdout.splitlines() if line.startswith("Deleted:")]
+    assert final in deleted and middle in deleted
+    assert docker("image", "inspect", middle).returncode != 0
+    assert docker("image", "inspect", image).returncode == 0  # the tagged base stays

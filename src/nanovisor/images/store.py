@@ -28,6 +28,7 @@ from nanovisor.store.containers import ContainerTable
 from nanovisor.store.db import Database
 from nanovisor.store.images import ImageRow, ImageTables
 from nanovisor.store.kv import KV
+from nanovisor.store.parents import children_of, parent_of
 
 LEASE_SECONDS = 600
 _HEX = re.compile(r"^[a-f0-9]{1,64}$")
@@ -293,9 +294,12 @@ class ImageStore:
         return len(canon) == 1 and name in canon
 
     def _conflict(self, image_id: str, hard_only: bool, check_refs: bool = True) -> Conflict | None:
+        """moby's checkImageDeleteConflict, in its order: children and running containers cannot be forced."""
+        sid = short_id(image_id)
+        if children_of(self.db, image_id):
+            return Conflict(f"conflict: unable to delete {sid} (cannot be forced) - image has dependent child images")
         users = self._containers_using(image_id)
         running = [c for c, run in users if run]
-        sid = short_id(image_id)
         if running:
             return Conflict(f"conflict: unable to delete {sid} (cannot be forced) - image is being used by "
                             f"running container {running[0][:12]}")
@@ -332,8 +336,8 @@ class ImageStore:
                         for r in [r for r in refs if "@" in r and r.split("@")[0] == name]:
                             self._untag(r, records)
                         refs = self._refs_of(image_id)
-                if refs:
-                    return records
+                if refs or children_of(self.db, image_id):
+                    return records  # an untagged image with children stays (moby: not dangling, no error)
             elif self._single_reference(refs):
                 conflict = self._conflict(image_id, hard_only=False, check_refs=False) if not force \
                     else self._conflict(image_id, hard_only=True)
@@ -346,9 +350,19 @@ class ImageStore:
                 raise conflict
             for r in self._refs_of(image_id):
                 self._untag(r, records)
+            parent = parent_of(self.db, image_id)
             records.extend(self._delete_image(image_id))
+            if not noprune:
+                self._prune_parents(parent, records)
         self.collect_garbage()
         return records
+
+    def _prune_parents(self, parent: str, records: list[dict]) -> None:
+        """After a delete, its untagged parents go too while nothing else holds them (moby's prune step)."""
+        while parent and not self._refs_of(parent) and self._conflict(parent, hard_only=False) is None:
+            grandparent = parent_of(self.db, parent)
+            records.extend(self._delete_image(parent))
+            parent = grandparent
 
     @staticmethod
     def _is_id_ref(image_id: str, ref: str) -> bool:

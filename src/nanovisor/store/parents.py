@@ -34,6 +34,14 @@ def ancestry(db, image_id: str, limit: int = 10_000) -> list[str]:
     return out
 
 
+def children_of(db, image_id: str) -> list[str]:
+    """The existing images made from image_id (dockerd refuses to delete an image that has any)."""
+    rows = db.query("SELECT images.id FROM kv JOIN images ON images.id = substr(kv.key, ?) "
+                    "WHERE kv.key >= ? AND kv.key < ? AND kv.value = ?",
+                    (len(_PREFIX) + 1, _PREFIX, _PREFIX[:-1] + ";", image_id))
+    return [r["id"] for r in rows]
+
+
 def all_parents(db) -> set[str]:
     """Every image some existing image records as its parent (`docker images` hides these when untagged)."""
     rows = db.query("SELECT kv.value FROM kv JOIN images ON images.id = substr(kv.key, ?) "
