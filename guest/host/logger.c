@@ -136,7 +136,6 @@ static void json_escape(char **p, const unsigned char *s, size_t n) {
         case '\n': put(p, "\\n", 2); break;
         case '\r': put(p, "\\r", 2); break;
         case '\t': put(p, "\\t", 2); break;
-        case '<': case '>': case '&':
         default:
             if (c < 0x20 || c == '<' || c == '>' || c == '&') {
                 char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};

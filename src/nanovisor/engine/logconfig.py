@@ -80,13 +80,17 @@ def _rotation(driver: str, opts: dict[str, str]) -> tuple[int, int, bool]:
     return max_size, max_file, compress
 
 
+def driver_of(host_config: dict) -> str:
+    """The container's log driver (a record from before LogConfig was filled in has the default)."""
+    return (host_config.get("LogConfig") or {}).get("Type") or DEFAULT_DRIVER
+
+
 def spec(host_config: dict, container_dir: Path, cid: str) -> LogSpec:
-    log = host_config.get("LogConfig") or {}
-    driver = log.get("Type") or DEFAULT_DRIVER
-    opts = {str(k): str(v) for k, v in (log.get("Config") or {}).items()}
+    driver = driver_of(host_config)
     path = log_path(driver, container_dir, cid)
-    if driver == "none":
+    if path is None:
         return LogSpec(driver, None)
+    opts = {str(k): str(v) for k, v in ((host_config.get("LogConfig") or {}).get("Config") or {}).items()}
     max_size, max_file, compress = _rotation(driver, opts)
     return LogSpec(driver, path, max_size, max_file, compress)
 

@@ -27,10 +27,10 @@ def logs(engine, c: Container, stdout: bool, stderr: bool, follow: bool, since: 
 
 def log_reader(container_dir: Path, c: Container) -> LogReader:
     """A reader of the container's log in its driver's format; `none` keeps nothing to read (dockerd's 501)."""
-    from nanovisor.engine.logconfig import log_path
+    from nanovisor.engine.logconfig import driver_of, log_path
     from nanovisor.errors import NotImplemented_
 
-    driver = (c.host_config.get("LogConfig") or {}).get("Type") or "json-file"
+    driver = driver_of(c.host_config)
     path = log_path(driver, container_dir, c.id)
     if path is None:
         raise NotImplemented_("configured logging driver does not support reading")

@@ -97,9 +97,9 @@ def inspect(c: Container, paths: Paths) -> dict:
 
 def _log_path(c: Container, cdir) -> str:
     """dockerd shows the file only for json-file (the one format meant to be read by others)."""
-    from nanovisor.engine.logconfig import log_path
+    from nanovisor.engine.logconfig import driver_of, log_path
 
-    driver = (c.host_config.get("LogConfig") or {}).get("Type") or "json-file"
+    driver = driver_of(c.host_config)
     return str(log_path(driver, cdir, c.id)) if driver in ("json-file", "k8s-file") else ""
 
 

@@ -15,7 +15,6 @@ conmon closes the fifo, so waiting for it (`wait_flushed`) is how a reader knows
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 import os
@@ -57,7 +56,7 @@ def start_writer(spec: LogSpec, bundle: Path) -> Path:
         from nanovisor.errors import SystemError_
 
         raise SystemError_(f"log writer: {proc.stderr.decode(errors='replace').strip()}")
-    pid = _writer_pid(bundle)
+    pid, _ = _writer(bundle)
     (bundle / LOGGER_PID_FILE).write_text(f"{pid} {procs.start_time(pid)}\n")
     return fifo
 
@@ -66,33 +65,27 @@ def stop_writer(bundle: Path) -> None:
     """After a create that failed: conmon never opened the fifo, so the logger would wait for it."""
     import signal
 
-    pid = _writer_pid(bundle)
-    if pid and procs.alive(pid, _writer_start(bundle)):
+    pid, started = _writer(bundle)
+    if pid and procs.alive(pid, started):
         os.kill(pid, signal.SIGKILL)
 
 
 def wait_flushed(bundle: Path, timeout: float = FLUSH_TIMEOUT) -> None:
     """Blocks until the container's logger has written everything conmon gave it (it has exited)."""
-    pid = _writer_pid(bundle)
+    pid, started = _writer(bundle)
     if pid:
-        procs.wait_exit(pid, _writer_start(bundle), timeout)
+        procs.wait_exit(pid, started, timeout)
 
 
-def _writer_fields(bundle: Path) -> list[str]:
+def _writer(bundle: Path) -> tuple[int, int]:
+    """(pid, start time) of the bundle's logger as its pid file says (start time 0 before start_writer adds
+    it); (0, 0) when there is none."""
     try:
-        return (bundle / LOGGER_PID_FILE).read_text().split()
-    except OSError:
-        return []
-
-
-def _writer_pid(bundle: Path) -> int:
-    fields = _writer_fields(bundle)
-    return int(fields[0]) if fields else 0
-
-
-def _writer_start(bundle: Path) -> int:
-    fields = _writer_fields(bundle)
-    return int(fields[1]) if len(fields) > 1 else 0
+        fields = [int(f) for f in (bundle / LOGGER_PID_FILE).read_text().split()]
+    except (OSError, ValueError):
+        return 0, 0
+    pid, started = (fields + [0, 0])[:2]
+    return pid, started
 
 
 _binary: Path | None = None
@@ -137,6 +130,8 @@ def parse_json_record(line: bytes) -> tuple[bytes, int, bool, bytes] | None:
 def json_records(path: Path, follow: Callable[[], bool] | None = None) -> Iterator[tuple[bytes, int, bool, bytes]]:
     """Every record of a json-file log: the rotated files, then the current one (followed while follow() is
     true). A rotation while following is seen as a new file at the path: the old one is read to its end first."""
+    import gzip  # here: every CLI start reaches this module, few read a compressed log
+
     for old in rotated_files(path):
         opener = gzip.open if old.suffix == ".gz" else open
         try:
