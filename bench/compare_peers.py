@@ -46,6 +46,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import image_transport  # noqa: E402  (the cached debootstrap image)
+from procmem import memory_of  # noqa: E402
 
 PY = sys.executable
 APT_PACKAGES = ["docker.io", "podman", "containernetworking-plugins", "uidmap", "slirp4netns", "fuse-overlayfs"]
@@ -65,13 +66,10 @@ def mem_of(pids: list[int]) -> tuple[float, float]:
     rss = pss = 0
     for pid in pids:
         try:
-            for line in open(f"/proc/{pid}/smaps_rollup"):
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
+            r, p = memory_of(pid)
         except (FileNotFoundError, ProcessLookupError):
-            pass
+            continue
+        rss, pss = rss + r, pss + p
     return rss / 1024, pss / 1024
 
 

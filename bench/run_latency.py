@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procmem import memory_of  # bench/ is on sys.path: these run as scripts
+
 PY = sys.executable
 
 
@@ -45,17 +47,6 @@ def summary(name: str, samples: list[float], base: float | None = None) -> str:
     ratio = f"  {med / base:5.2f}x runc" if base else ""
     return (f"{name:42s} median {med * 1000:7.1f} ms  min {min(samples) * 1000:7.1f}  "
             f"max {max(samples) * 1000:7.1f}{ratio}")
-
-
-def memory_of(pid: int) -> tuple[int, int]:
-    rss = pss = 0
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    return rss, pss
 
 
 def log_writers(ids: list[str]) -> list[int]:

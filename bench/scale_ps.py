@@ -25,20 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from procmem import memory_of  # bench/ is on sys.path: these run as scripts
+
 PY = sys.executable
 IMAGE = "nano/busybox"
-
-
-def memory_of(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in kB."""
-    rss = pss = 0
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    return rss, pss
 
 
 def cpu_ms(pid: int) -> float:
