@@ -93,6 +93,23 @@ def response_validator(path: str, method: str = "get", status: int = 200):
     return jsonschema.Draft4Validator({**schema, "definitions": spec["definitions"]})
 
 
+
+def docker_cli_env(sock: str, config_dir: Path) -> dict:
+    """Environment for the real docker CLI talking to a server on sock (own config dir, no hints)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env.update(DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(config_dir), DOCKER_CLI_HINTS="false")
+    return env
+
+
+def docker_cli(env: dict, timeout: float = 120):
+    """docker(*args, input=None, timeout=...) -> CompletedProcess (text) of the real docker CLI in env."""
+
+    def run(*args: str, input: str | None = None, timeout: float = timeout) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], env=env, input=input, capture_output=True, text=True,
+                              timeout=timeout)
+
+    return run
+
 class ServeProcess:
     """One `python -m nanovisor --root ROOT serve --host ...` child."""
 

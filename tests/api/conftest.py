@@ -6,7 +6,6 @@ tests name their containers uniquely and clean up what they create.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from apihelpers import ServeProcess, api_request
+from apihelpers import ServeProcess, api_request, docker_cli, docker_cli_env
 
 IMAGE = "nano/busybox"
 
@@ -89,21 +88,13 @@ def _remove_all_containers(sock: str) -> None:
 @pytest.fixture(scope="session")
 def docker_env(api_socket, tmp_path_factory):
     """Environment for the real docker CLI talking to our socket (own config dir, no hints)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env.update(DOCKER_HOST=f"unix://{api_socket}", DOCKER_CONFIG=str(tmp_path_factory.mktemp("dockercfg")),
-               DOCKER_CLI_HINTS="false")
-    return env
+    return docker_cli_env(api_socket, tmp_path_factory.mktemp("dockercfg"))
 
 
 @pytest.fixture(scope="session")
 def docker(docker_env):
     """docker(*args, input=None) -> CompletedProcess (text) of the real docker CLI."""
-
-    def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=docker_env, input=input, capture_output=True,
-                              text=True, timeout=timeout)
-
-    return run
+    return docker_cli(docker_env)
 
 
 @pytest.fixture(scope="session")

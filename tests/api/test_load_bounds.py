@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
-from apihelpers import ServeProcess
+from apihelpers import ServeProcess, docker_cli
 
 PEAK_GROWTH_MB = 200   # a correctness bound (the unbounded reader took ~900 MB more), not a timing
 
@@ -41,10 +40,7 @@ def test_hostile_archive_leaves_daemon_memory_flat(nv_root, docker_env, image):
     tmp = Path(tempfile.mkdtemp(prefix="nv-load-bounds-"))
     sock = tmp / "docker.sock"
     server = ServeProcess(nv_root, [f"unix://{sock}"], tmp / "serve.log")
-    env = {**docker_env, "DOCKER_HOST": f"unix://{sock}"}
-
-    def docker(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=300)
+    docker = docker_cli({**docker_env, "DOCKER_HOST": f"unix://{sock}"}, timeout=300)
 
     try:
         server.wait_ready(sock=str(sock))

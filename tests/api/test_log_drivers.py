@@ -191,15 +191,12 @@ def test_serve_log_defaults_merge_like_dockerd(nv_root, docker_env, image, name,
     import subprocess
     import sys
 
-    from apihelpers import ServeProcess
+    from apihelpers import ServeProcess, docker_cli
 
     sock = tmp_path / "docker.sock"
     server = ServeProcess(nv_root, [f"unix://{sock}"], tmp_path / "serve.log",
                           extra=["--log-opt", "max-size=1k", "--log-opt", "max-file=2"])
-    env = {**docker_env, "DOCKER_HOST": f"unix://{sock}"}
-
-    def docker(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=120)
+    docker = docker_cli({**docker_env, "DOCKER_HOST": f"unix://{sock}"})
 
     try:
         server.wait_ready(sock=str(sock))

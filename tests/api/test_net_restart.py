@@ -4,12 +4,10 @@ replace the containers' interfaces whose peers stayed behind)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 
-from apihelpers import ServeProcess
+from apihelpers import ServeProcess, docker_cli, docker_cli_env
 from nvtest import cleanup_root, run_cli
 
 SUBNET, SUBNET6 = "10.123.90.0/24", "fd00:7e57:90::/64"
@@ -20,11 +18,7 @@ OTHER_NETNS = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec 
 def test_containers_reach_each_other_after_serve_restarts(tmp_path):
     root = Path(tempfile.mkdtemp(prefix="nv-netrestart-"))
     sock = str(tmp_path / "docker.sock")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env.update(DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(tmp_path / "cfg"), DOCKER_CLI_HINTS="false")
-
-    def docker(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=120)
+    docker = docker_cli(docker_cli_env(sock, tmp_path / "cfg"))
 
     def reach(src: str, dst: str, *flags: str) -> None:
         r = docker("exec", src, "ping", *flags, "-c", "1", "-W", "5", dst)

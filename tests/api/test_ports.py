@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from apihelpers import ServeProcess, free_port
+from apihelpers import ServeProcess, docker_cli, docker_cli_env, free_port
 from nvtest import cleanup_root, run_cli, wait_for
 
 
@@ -155,11 +155,7 @@ def test_ports_after_serve_is_killed(tmp_path):
     serve frees the dead one's port and keeps the live one's until it stops."""
     root = Path(tempfile.mkdtemp(prefix="nv-ports-root-"))
     sock = str(tmp_path / "docker.sock")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env.update(DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(tmp_path / "cfg"), DOCKER_CLI_HINTS="false")
-
-    def docker(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=120)
+    docker = docker_cli(docker_cli_env(sock, tmp_path / "cfg"))
 
     server = None
     try:

@@ -4,9 +4,7 @@ client certificate case end to end through the docker CLI and a real `nanovisor 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +17,7 @@ from nanovisor.images.registry import RegistryError, pull, push
 from nanovisor.images.registry.transport import TransportError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
-from apihelpers import ServeProcess  # noqa: E402
+from apihelpers import ServeProcess, docker_cli, docker_cli_env  # noqa: E402
 from nvtest import cleanup_root  # noqa: E402
 
 
@@ -74,11 +72,7 @@ def serve_with_certs(docker_certs):
     tmp = Path(tempfile.mkdtemp(prefix="nv-certsd-"))
     root, sock = tmp / "root", str(tmp / "docker.sock")
     server = ServeProcess(root, [f"unix://{sock}"], tmp / "serve.log", env={"NANOVISOR_CERTS_D": str(docker_certs)})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env.update(DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(tmp / "dockercfg"), DOCKER_CLI_HINTS="false")
-
-    def docker(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=300)
+    docker = docker_cli(docker_cli_env(sock, tmp / "dockercfg"), timeout=300)
 
     try:
         server.wait_ready(sock=sock)
